@@ -1,0 +1,53 @@
+# digits: two commands do everything on a fresh machine.
+#   make run    install what is missing, start the whole stack on localhost (Ctrl-C stops it)
+#   make test   install what is missing, run the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3.11
+VENV    := .venv
+PY      := $(VENV)/bin/python
+MNIST   ?= ../shared/mnist
+STAMP   := $(VENV)/.installed
+REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recorder/requirements.txt services/gateway/requirements.txt
+
+.PHONY: help run test deps cassandra protos train eval clean
+
+help:
+	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
+	@echo "make test     run the whole test suite (unit, integration, end-to-end)"
+	@echo "make protos   regenerate digits/v1 from protos/"
+	@echo "make train    retrain the model from MNIST=$(MNIST)"
+	@echo "make eval     test accuracy of the committed model"
+
+# The virtual environment is rebuilt only when a requirements file changes.
+$(STAMP): $(REQS)
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+deps: $(STAMP)
+
+# Java 17 and Maven, then the Cassandra jars from Maven Central (cached in .cache/).
+cassandra: $(STAMP)
+	$(PY) scripts/cassandra.py install
+
+run: deps cassandra
+	$(PY) scripts/devstack.py
+
+test: deps cassandra
+	$(PY) -m pytest
+
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digits/v1/*.proto
+
+train: $(STAMP)
+	$(PY) -m services.recognizer.train --data $(MNIST) --out services/recognizer/model
+
+eval: $(STAMP)
+	$(PY) -m services.recognizer.evaluate --data $(MNIST) --model services/recognizer/model
+
+clean:
+	rm -rf .run .pytest_cache

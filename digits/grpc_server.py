@@ -1,0 +1,153 @@
+"""The lifecycle every digits gRPC service shares.
+
+A service supplies its servicer and a ``startup`` coroutine (load the model, connect to
+Cassandra, ...). This module adds the standard ``grpc.health.v1`` service, which reports
+NOT_SERVING until ``startup`` has finished so that Kubernetes sends no traffic too early;
+server reflection, so ``grpcurl`` works without the .proto files; per-method Prometheus
+metrics; and a graceful stop on SIGTERM: report NOT_SERVING, stop accepting calls, let those
+in flight finish within a grace period, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
+
+log = logging.getLogger(__name__)
+
+RPC_SECONDS = Histogram(
+    "digits_grpc_server_handling_seconds",
+    "Time to handle a unary RPC, by method and status code.",
+    ["method", "code"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RPCS = Counter(
+    "digits_grpc_server_handled_total", "Unary RPCs handled, by method and status code.", ["method", "code"]
+)
+
+
+class _MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every unary-unary RPC by its final status code."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+
+        async def observed(request, context):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except BaseException:
+                # context.abort() records its code before raising; anything else is a bug.
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                RPC_SECONDS.labels(method, name).observe(time.perf_counter() - start)
+                RPCS.labels(method, name).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+@dataclass
+class GrpcService:
+    """One gRPC server with health, reflection and metrics, and the hooks of one service.
+
+    ``register`` adds the service's servicer to the server; ``service_names`` are the
+    fully-qualified names (for health and reflection); ``startup`` runs after the port is
+    open and must return once the service can answer; ``shutdown`` releases resources after
+    the last in-flight call.
+    """
+
+    register: Callable[[grpc.aio.Server], None]
+    service_names: Sequence[str]
+    startup: Callable[[], Awaitable[None]]
+    shutdown: Callable[[], Awaitable[None]]
+    host: str = "0.0.0.0"
+    port: int = 0
+    grace_seconds: float = 10.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
+    server: grpc.aio.Server | None = None
+    bound_port: int = 0
+    _ready: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Open the port and begin ``startup`` in the background; return the bound port."""
+        options = [
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+        ]
+        self.server = grpc.aio.server(interceptors=[_MetricsInterceptor()], options=options)
+        self.register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        await self.server.start()
+        log.info("grpc listening", extra={"address": f"{self.host}:{self.bound_port}"})
+        self._ready = asyncio.create_task(self._start_up())
+        return self.bound_port
+
+    async def _start_up(self) -> None:
+        try:
+            await self.startup()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Stay up but NOT_SERVING: the probe and the log say why, and an orchestrator
+            # restarts us rather than us exiting in a crash loop with no trace.
+            log.exception("startup failed; health stays NOT_SERVING")
+            return
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"services": list(self.service_names)})
+
+    async def wait_ready(self) -> None:
+        if self._ready is not None:
+            await self._ready
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        """Drain: NOT_SERVING first so load balancers move away, then finish in-flight calls."""
+        if self.server is None:
+            return
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        log.info("stopping", extra={"grace_seconds": self.grace_seconds})
+        await self.server.stop(self.grace_seconds)
+        await self.shutdown()
+        self.server = None
+        log.info("stopped")
+
+    async def run_until_signalled(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()

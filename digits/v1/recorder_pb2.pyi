@@ -1,0 +1,54 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Recognition(_message.Message):
+    __slots__ = ("id", "digit", "confidence", "probabilities", "model_version", "user", "image", "content_type", "filename", "image_size", "client_address", "received_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    digit: int
+    confidence: float
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    model_version: str
+    user: str
+    image: bytes
+    content_type: str
+    filename: str
+    image_size: int
+    client_address: str
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordRequest(_message.Message):
+    __slots__ = ("request_id", "recognition")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECOGNITION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    recognition: Recognition
+    def __init__(self, request_id: _Optional[str] = ..., recognition: _Optional[_Union[Recognition, _Mapping]] = ...) -> None: ...
+
+class GetRecognitionRequest(_message.Message):
+    __slots__ = ("id", "include_image")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    include_image: bool
+    def __init__(self, id: _Optional[str] = ..., include_image: _Optional[bool] = ...) -> None: ...

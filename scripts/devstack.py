@@ -1,0 +1,250 @@
+"""Run the whole digits stack as local processes: Cassandra, recognizer, recorder, gateway.
+
+``make run`` uses it in the foreground (Ctrl-C stops everything); the end-to-end tests use the
+same code with their own ports and directories, so a test run and a ``make run`` left open
+never touch each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.cassandra import CassandraCluster  # noqa: E402
+
+
+@dataclass
+class StackConfig:
+    run_dir: Path = ROOT / ".run"
+    bind: str = "127.0.0.1"
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_jmx_port_base: int = 7199
+    recognizer_port: int = 50051
+    recorder_port: int = 50052
+    gateway_port: int = 8080
+    recognizer_metrics_port: int = 9101
+    recorder_metrics_port: int = 9102
+    keyspace: str = "digits"
+    # Extra environment for every service (e.g. to shorten deadlines in tests).
+    env: dict[str, str] = field(default_factory=dict)
+    echo_logs: bool = False
+    # False when the caller runs Cassandra itself (the test suite shares one node).
+    manage_cassandra: bool = True
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.bind}:{self.gateway_port}"
+
+
+class Process:
+    """A service as a child process whose output goes to a log file (and the terminal if asked)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path, echo: bool) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[str] = log_path.open("a", encoding="utf-8")
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # Own process group: Ctrl-C in the terminal reaches us, and we stop children in order.
+            start_new_session=True,
+        )
+        self._pump = threading.Thread(target=self._copy_output, args=(echo,), daemon=True)
+        self._pump.start()
+
+    def _copy_output(self, echo: bool) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self._log.write(line)
+            self._log.flush()
+            if echo:
+                sys.stdout.write(f"{self.name:>10} | {line}")
+                sys.stdout.flush()
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._pump.join(timeout=5)
+        self._log.close()
+        return self.popen.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-lines:])
+        except OSError:
+            return ""
+
+
+def wait_grpc_serving(address: str, process: Process, timeout: float) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited during start-up:\n{process.tail()}")
+            try:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.25)
+    raise TimeoutError(f"{process.name} was not SERVING within {timeout:.0f} s:\n{process.tail()}")
+
+
+def wait_http_ready(url: str, process: Process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited during start-up:\n{process.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{process.name} was not ready at {url} within {timeout:.0f} s:\n{process.tail()}")
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.cassandra = CassandraCluster(
+            base_dir=config.run_dir / "cassandra",
+            hosts=list(config.cassandra_hosts),
+            jmx_port_base=config.cassandra_jmx_port_base,
+        )
+        self.processes: dict[str, Process] = {}
+
+    def service_env(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "PYTHONUNBUFFERED": "1",
+            "RECOGNIZER_HOST": c.bind,
+            "RECOGNIZER_PORT": str(c.recognizer_port),
+            "RECOGNIZER_METRICS_PORT": str(c.recognizer_metrics_port),
+            "RECORDER_HOST": c.bind,
+            "RECORDER_PORT": str(c.recorder_port),
+            "RECORDER_METRICS_PORT": str(c.recorder_metrics_port),
+            "RECORDER_CASSANDRA_HOSTS": ",".join(c.cassandra_hosts),
+            "RECORDER_KEYSPACE": c.keyspace,
+            "RECORDER_REPLICATION_FACTOR": str(min(3, len(c.cassandra_hosts))),
+            "GATEWAY_HOST": c.bind,
+            "GATEWAY_PORT": str(c.gateway_port),
+            "GATEWAY_RECOGNIZER_ADDRESS": f"{c.bind}:{c.recognizer_port}",
+            "GATEWAY_RECORDER_ADDRESS": f"{c.bind}:{c.recorder_port}",
+            **c.env,
+        }
+
+    def start_service(self, name: str) -> Process:
+        process = Process(
+            name,
+            [sys.executable, "-m", f"services.{name}"],
+            self.service_env(),
+            self.config.run_dir / "logs" / f"{name}.log",
+            self.config.echo_logs,
+        )
+        self.processes[name] = process
+        return process
+
+    def wait_service(self, name: str, timeout: float = 120) -> None:
+        c = self.config
+        process = self.processes[name]
+        if name == "gateway":
+            wait_http_ready(f"{c.gateway_url}/readyz", process, timeout)
+        else:
+            port = c.recognizer_port if name == "recognizer" else c.recorder_port
+            wait_grpc_serving(f"{c.bind}:{port}", process, timeout)
+
+    def start(self) -> None:
+        if self.config.manage_cassandra:
+            self.cassandra.install()
+            self.cassandra.start(wait=True)
+        # The recognizer loads TensorFlow while Cassandra settles and the recorder connects.
+        for name in ("recognizer", "recorder"):
+            self.start_service(name)
+        for name in ("recognizer", "recorder"):
+            self.wait_service(name)
+        self.start_service("gateway")
+        self.wait_service("gateway")
+
+    def stop(self) -> None:
+        # The gateway first, so no request arrives at a service that is already gone.
+        for name in ("gateway", "recorder", "recognizer"):
+            if name in self.processes:
+                self.processes.pop(name).stop()
+        if self.config.manage_cassandra:
+            self.cassandra.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quiet", action="store_true", help="don't echo service logs to the terminal")
+    args = parser.parse_args()
+    config = StackConfig(echo_logs=not args.quiet)
+    stack = Stack(config)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        started = time.monotonic()
+        stack.start()
+        print(
+            f"""
+digits is up ({time.monotonic() - started:.0f} s):
+  web page and HTTP API   {config.gateway_url}/    (OpenAPI docs: {config.gateway_url}/docs)
+  recognizer gRPC         {config.bind}:{config.recognizer_port}   metrics http://{config.bind}:{config.recognizer_metrics_port}/metrics
+  recorder gRPC           {config.bind}:{config.recorder_port}   metrics http://{config.bind}:{config.recorder_metrics_port}/metrics
+  Cassandra CQL           {config.cassandra_hosts[0]}:9042
+  logs                    {config.run_dir / 'logs'}
+Try:  curl -F image=@tests/data/seven.png {config.gateway_url}/v1/recognitions
+Press Ctrl-C to stop everything.
+""",
+            flush=True,
+        )
+        while not stopping.is_set():
+            for process in stack.processes.values():
+                if not process.alive():
+                    print(f"{process.name} exited unexpectedly:\n{process.tail()}", file=sys.stderr)
+                    return 1
+            stopping.wait(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping…", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""``python -m services.gateway``: run the HTTP gateway with uvicorn."""
+
+import logging
+
+import uvicorn
+
+from digits import logs
+from digits.config import describe
+from services.gateway.app import create_app
+from services.gateway.config import Config
+
+
+def main() -> None:
+    config = Config.from_env()
+    logs.setup("gateway", config.log_level)
+    logging.getLogger(__name__).info("starting", extra={"config": describe(config)})
+    # uvicorn stops on SIGTERM the graceful way: stop accepting, finish in-flight requests.
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_config=None,  # keep our JSON log handler
+        proxy_headers=True,
+        forwarded_allow_ips=config.forwarded_allow_ips,
+        timeout_graceful_shutdown=int(config.grace_seconds),
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

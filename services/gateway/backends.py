@@ -1,0 +1,84 @@
+"""gRPC clients for the recognizer and the recorder, and how their errors reach HTTP."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from digits.v1 import recognizer_pb2_grpc, recorder_pb2_grpc
+from services.gateway.config import Config
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable reason code and a message for people."""
+
+    def __init__(self, status: int, reason: str, detail: str, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+# Reasons the recognizer gives for a bad image (its message starts with one), and their HTTP status.
+_IMAGE_STATUS = {
+    "NOT_AN_IMAGE": 415,
+    "IMAGE_TOO_LARGE": 413,
+    "EMPTY_IMAGE": 422,
+    "CORRUPT_IMAGE": 422,
+    "NO_DIGIT_FOUND": 422,
+}
+
+
+def to_api_error(exc: grpc.aio.AioRpcError, dependency: str) -> ApiError:
+    code, details = exc.code(), exc.details() or ""
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return ApiError(
+            503, "DEPENDENCY_UNAVAILABLE", f"the {dependency} is unavailable ({code.name}): {details}", retry_after=1
+        )
+    if code == grpc.StatusCode.NOT_FOUND:
+        return ApiError(404, "NOT_FOUND", details)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        reason, _, message = details.partition(": ")
+        if reason in _IMAGE_STATUS:
+            return ApiError(_IMAGE_STATUS[reason], reason, message)
+        return ApiError(400, "INVALID_ARGUMENT", details)
+    return ApiError(502, "DEPENDENCY_ERROR", f"the {dependency} failed ({code.name}): {details}")
+
+
+class Backends:
+    """One long-lived channel per dependency, shared by all requests (channels multiplex)."""
+
+    def __init__(self, config: Config) -> None:
+        options = [
+            ("grpc.max_send_message_length", config.max_upload_bytes + 64 * 1024),
+            ("grpc.max_receive_message_length", config.max_upload_bytes + 64 * 1024),
+            # Reconnect within seconds once a restarted dependency is back (the default
+            # backoff grows to two minutes). Calls made while it is down fail at once with
+            # UNAVAILABLE, since they are not wait_for_ready.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
+        self._channels = {
+            "recognizer": grpc.aio.insecure_channel(config.recognizer_address, options=options),
+            "recorder": grpc.aio.insecure_channel(config.recorder_address, options=options),
+        }
+        self.recognizer = recognizer_pb2_grpc.RecognizerStub(self._channels["recognizer"])
+        self.recorder = recorder_pb2_grpc.RecorderStub(self._channels["recorder"])
+
+    async def readiness(self, timeout: float = 1.0) -> dict[str, bool]:
+        """Whether each dependency's gRPC health check says SERVING."""
+        result = {}
+        for name, channel in self._channels.items():
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout
+                )
+                result[name] = reply.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.aio.AioRpcError:
+                result[name] = False
+        return result
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

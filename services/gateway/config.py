@@ -1,0 +1,29 @@
+"""Gateway settings, from environment variables prefixed ``GATEWAY_``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from digits.config import from_env
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "0.0.0.0"  # GATEWAY_HOST
+    port: int = 8080  # GATEWAY_PORT
+    recognizer_address: str = "127.0.0.1:50051"  # GATEWAY_RECOGNIZER_ADDRESS (host:port)
+    recorder_address: str = "127.0.0.1:50052"  # GATEWAY_RECORDER_ADDRESS (host:port)
+    # Deadlines for the calls the gateway makes. A down dependency therefore costs a client
+    # at most this long before a 503, never a hang.
+    recognize_timeout_seconds: float = 5.0  # GATEWAY_RECOGNIZE_TIMEOUT_SECONDS
+    record_timeout_seconds: float = 10.0  # GATEWAY_RECORD_TIMEOUT_SECONDS
+    read_timeout_seconds: float = 5.0  # GATEWAY_READ_TIMEOUT_SECONDS
+    max_upload_bytes: int = 10 * 1024 * 1024  # GATEWAY_MAX_UPLOAD_BYTES: the whole request body
+    # Proxies whose X-Forwarded-For is believed (the ingress controller in a cluster).
+    forwarded_allow_ips: str = "127.0.0.1"  # GATEWAY_FORWARDED_ALLOW_IPS
+    grace_seconds: float = 10.0  # GATEWAY_GRACE_SECONDS: in-flight requests finish within this on SIGTERM
+    log_level: str = "info"  # GATEWAY_LOG_LEVEL
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return from_env(cls, "GATEWAY_")

@@ -1,0 +1,1 @@
+"""The Recorder service: every recognition, image included, kept in Apache Cassandra."""

@@ -1,0 +1,40 @@
+"""Session-wide fixtures: one real Cassandra node for the whole run.
+
+The node listens on 127.0.0.11 with its own JMX port and data directory, so it never meets the
+node of a `make run` stack (127.0.0.1) left running on the same machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.cassandra import CassandraCluster
+
+TEST_CASSANDRA_HOST = "127.0.0.11"
+TEST_CASSANDRA_JMX_PORT = 7211
+
+
+@pytest.fixture(scope="session")
+def cassandra(tmp_path_factory):
+    cluster = CassandraCluster(
+        base_dir=tmp_path_factory.mktemp("cassandra"),
+        hosts=[TEST_CASSANDRA_HOST],
+        jmx_port_base=TEST_CASSANDRA_JMX_PORT,
+    )
+    cluster.install()
+    cluster.start(wait=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cql(cassandra):
+    """An independent driver session, to check what the services wrote without trusting them."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([TEST_CASSANDRA_HOST], protocol_version=5)
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()

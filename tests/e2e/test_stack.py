@@ -1,0 +1,160 @@
+"""The whole stack as separate processes: HTTP upload → gateway → recognizer → recorder → Cassandra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.devstack import Stack, StackConfig
+from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
+from tests.helpers import DATA, free_port
+
+KEYSPACE = "digits_e2e"
+SEVEN = (DATA / "seven.png").read_bytes()
+UPLOAD_LIMIT = 200_000
+
+
+@pytest.fixture(scope="module")
+def stack(cassandra, tmp_path_factory):
+    config = StackConfig(
+        run_dir=tmp_path_factory.mktemp("stack"),
+        cassandra_hosts=(TEST_CASSANDRA_HOST,),
+        cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
+        recognizer_port=free_port(),
+        recorder_port=free_port(),
+        gateway_port=free_port(),
+        recognizer_metrics_port=free_port(),
+        recorder_metrics_port=free_port(),
+        keyspace=KEYSPACE,
+        manage_cassandra=False,
+        env={"GATEWAY_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "GATEWAY_RECORD_TIMEOUT_SECONDS": "3"},
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        processes = list(stack.processes.values())
+        stack.stop()
+        assert all(not p.alive() for p in processes), "a service outlived the stack"
+
+
+@pytest.fixture()
+def http(stack):
+    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
+        yield client
+
+
+def upload(http, data: bytes = SEVEN, name: str = "seven.png", kind: str = "image/png", **fields):
+    return http.post("/v1/recognitions", files={"image": (name, data, kind)}, data=fields)
+
+
+def test_upload_is_recognised_and_stored_with_its_image(http):
+    reply = upload(http, user="ada")
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["digit"] == 7
+    assert 0.9 < body["confidence"] <= 1.0
+    assert len(body["probabilities"]) == 10
+    assert body["user"] == "ada" and body["filename"] == "seven.png"
+    uuid.UUID(body["id"])
+
+    again = http.get(f"/v1/recognitions/{body['id']}")
+    assert again.status_code == 200
+    assert again.json() == body
+
+    image = http.get(body["image_url"])
+    assert image.status_code == 200
+    assert image.content == SEVEN
+    assert image.headers["content-type"] == "image/png"
+
+
+def test_the_row_is_in_cassandra_read_with_cqlsh(http):
+    body = upload(http, user="cqlsh-check").json()
+    # cqlsh is an independent client: it knows nothing of our code.
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "cqlsh"), TEST_CASSANDRA_HOST, "9042", "-e",
+         f"SELECT user, digit, image_size FROM {KEYSPACE}.recognitions WHERE id = {body['id']};"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "(1 rows)" in out
+    row = [line for line in out.splitlines() if "cqlsh-check" in line]
+    assert row and [cell.strip() for cell in row[0].split("|")] == ["cqlsh-check", "7", str(len(SEVEN))]
+
+
+def test_the_web_page_is_served(http):
+    page = http.get("/")
+    assert page.status_code == 200
+    assert "<canvas" in page.text and "/v1/recognitions" in page.text
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "reason"),
+    [
+        ({"files": {"image": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "NOT_AN_IMAGE"),
+        ({"files": {"image": ("empty.png", b"", "image/png")}}, 422, "EMPTY_IMAGE"),
+        ({"files": {"other": ("seven.png", SEVEN, "image/png")}}, 400, "MISSING_IMAGE"),
+        ({"data": {"user": "ada"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, None),
+        ({"json": {"image": "base64?"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"files": {"image": ("big.png", b"\x89PNG" + b"0" * UPLOAD_LIMIT, "image/png")}}, 413, "REQUEST_TOO_LARGE"),
+        ({"files": {"image": ("seven.png", SEVEN, "image/png")}, "data": {"user": "x" * 200}}, 400, "INVALID_USER"),
+    ],
+    ids=["text-file", "empty-file", "missing-field", "form-urlencoded", "empty-body", "json", "too-large", "long-user"],
+)
+def test_bad_requests_get_a_clear_4xx(http, request_kwargs, status, reason):
+    reply = http.post("/v1/recognitions", **request_kwargs)
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["detail"]
+    if reason:
+        assert body["reason"] == reason
+
+
+def test_unknown_and_malformed_ids(http):
+    assert http.get(f"/v1/recognitions/{uuid.uuid1()}").status_code == 404
+    assert http.get("/v1/recognitions/not-a-uuid").status_code == 422
+
+
+def test_metrics_are_exposed_by_every_service(stack, http):
+    upload(http)
+    assert "digits_gateway_request_seconds" in http.get("/metrics").text
+    c = stack.config
+    recognizer = httpx.get(f"http://{c.bind}:{c.recognizer_metrics_port}/metrics").text
+    recorder = httpx.get(f"http://{c.bind}:{c.recorder_metrics_port}/metrics").text
+    assert "digits_recognizer_inference_seconds_bucket" in recognizer
+    assert 'digits_grpc_server_handled_total{code="OK",method="/digits.v1.Recorder/Record"}' in recorder
+
+
+def test_a_down_recorder_gives_a_prompt_503_and_nothing_hangs(stack, http):
+    stack.processes.pop("recorder").stop()
+    try:
+        start = time.monotonic()
+        reply = upload(http)
+        assert reply.status_code == 503
+        assert reply.json()["reason"] == "DEPENDENCY_UNAVAILABLE"
+        assert "recorder" in reply.json()["detail"]
+        assert reply.headers["retry-after"]
+        assert time.monotonic() - start < 5
+        assert http.get("/readyz").status_code == 503
+    finally:
+        stack.start_service("recorder")
+        stack.wait_service("recorder")
+    deadline = time.monotonic() + 30
+    while upload(http).status_code != 201:
+        assert time.monotonic() < deadline, "the gateway did not recover after the recorder came back"
+        time.sleep(0.5)
+
+
+def test_sigterm_stops_a_service_gracefully(stack):
+    process = stack.processes.pop("recognizer")
+    assert process.stop() == 0
+    assert '"msg": "stopped"' in process.log_path.read_text()
+    stack.start_service("recognizer")
+    stack.wait_service("recognizer")

@@ -1,0 +1,84 @@
+"""Test helpers: free ports, in-process gRPC services, sample images."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import io
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from digits.grpc_server import GrpcService
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+MNIST_DIR = Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "mnist"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    image = Image.fromarray(array)
+    if mode:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def mnist_test(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` MNIST test digits and labels."""
+    from services.recognizer import mnist
+
+    return (
+        mnist.load_images(MNIST_DIR / mnist.FILES["test_images"])[:count],
+        mnist.load_labels(MNIST_DIR / mnist.FILES["test_labels"])[:count],
+    )
+
+
+class ServiceThread:
+    """Runs a GrpcService on its own event loop in a thread, on an ephemeral loopback port."""
+
+    def __init__(self, service: GrpcService) -> None:
+        self.service = service
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.port = await self.service.start()
+        self._started.set()
+        await self._stop.wait()
+        await self.service.stop()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "ServiceThread":
+        self._thread.start()
+        if not self._started.wait(30):
+            raise TimeoutError("the service did not open its port")
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self.service.wait_ready(), self._loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the service did not stop"
