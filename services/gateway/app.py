@@ -97,12 +97,12 @@ async def _read_upload(request: Request) -> tuple[UploadFile, str]:
 
 
 def create_app(config: Config) -> FastAPI:
-    backends = Backends(config)
-
     @asynccontextmanager
-    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        # gRPC channels belong to the event loop they are made on: uvicorn's, so made here.
+        app.state.backends = Backends(config)
         yield
-        await backends.close()
+        await app.state.backends.close()
 
     app = FastAPI(
         title="digits",
@@ -136,6 +136,7 @@ def create_app(config: Config) -> FastAPI:
         summary="Recognise the digit in an image and record it",
     )
     async def create_recognition(request: Request) -> Recognition:
+        backends: Backends = request.app.state.backends
         upload, user = await _read_upload(request)
         image = await upload.read()
         # One id per upload, so that a retried Record call cannot store it twice.
@@ -174,10 +175,10 @@ def create_app(config: Config) -> FastAPI:
         responses=_ERROR_RESPONSES,
         summary="A stored recognition",
     )
-    async def get_recognition(recognition_id: uuid.UUID) -> Recognition:
+    async def get_recognition(recognition_id: uuid.UUID, request: Request) -> Recognition:
         stored = await _call(
             "recorder",
-            backends.recorder.GetRecognition,
+            request.app.state.backends.recorder.GetRecognition,
             recorder_pb2.GetRecognitionRequest(id=str(recognition_id)),
             config.read_timeout_seconds,
         )
@@ -189,10 +190,10 @@ def create_app(config: Config) -> FastAPI:
         response_class=Response,
         summary="The stored image, byte for byte",
     )
-    async def get_image(recognition_id: uuid.UUID) -> Response:
+    async def get_image(recognition_id: uuid.UUID, request: Request) -> Response:
         stored = await _call(
             "recorder",
-            backends.recorder.GetRecognition,
+            request.app.state.backends.recorder.GetRecognition,
             recorder_pb2.GetRecognitionRequest(id=str(recognition_id), include_image=True),
             config.read_timeout_seconds,
         )
@@ -205,8 +206,8 @@ def create_app(config: Config) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        ready = await backends.readiness()
+    async def readyz(request: Request) -> JSONResponse:
+        ready = await request.app.state.backends.readiness()
         return JSONResponse({"dependencies": ready}, status_code=200 if all(ready.values()) else 503)
 
     @app.get("/metrics", include_in_schema=False)

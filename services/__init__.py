@@ -1,0 +1,1 @@
+"""The three digits services, one package each: recognizer, recorder, gateway."""
