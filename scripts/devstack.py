@@ -143,6 +143,7 @@ class Stack:
             base_dir=config.run_dir / "cassandra",
             hosts=list(config.cassandra_hosts),
             jmx_port_base=config.cassandra_jmx_port_base,
+            fast_start=True,
         )
         self.processes: dict[str, Process] = {}
 
@@ -188,8 +189,7 @@ class Stack:
 
     def start(self) -> None:
         if self.config.manage_cassandra:
-            self.cassandra.install()
-            self.cassandra.start(wait=True)
+            self.cassandra.start(wait=True)  # installs the jars first if they are missing
         # The recognizer loads TensorFlow while Cassandra settles and the recorder connects.
         for name in ("recognizer", "recorder"):
             self.start_service(name)

@@ -20,8 +20,8 @@ def cassandra(tmp_path_factory):
         base_dir=tmp_path_factory.mktemp("cassandra"),
         hosts=[TEST_CASSANDRA_HOST],
         jmx_port_base=TEST_CASSANDRA_JMX_PORT,
+        fast_start=True,
     )
-    cluster.install()
     cluster.start(wait=True)
     try:
         yield cluster

@@ -16,7 +16,7 @@ from tests.helpers import DATA, ServiceThread, encode, mnist_test
 
 @pytest.fixture(scope="module")
 def recognizer():
-    service = ServiceThread(build(Config(host="127.0.0.1", port=0, max_image_bytes=2_000_000))).start()
+    service = ServiceThread(build(Config(host="127.0.0.1", port=0, max_image_bytes=2_000_000, model_dir=__import__("os").environ.get("TEST_MODEL_DIR", Config.model_dir)))).start()
     service.wait_ready()
     with grpc.insecure_channel(service.address) as channel:
         yield channel
@@ -63,7 +63,7 @@ def test_mnist_test_digits_are_recognised(recognizer):
         (b"", "EMPTY_IMAGE"),
         (b"just some text", "NOT_AN_IMAGE"),
         (encode(np.full((64, 64), 255, dtype=np.uint8)), "NO_DIGIT_FOUND"),
-        (b"\x89PNG\r\n\x1a\n" + b"\0" * 3_000_000, "IMAGE_TOO_LARGE"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000, "IMAGE_TOO_LARGE"),
     ],
     ids=["empty", "text", "blank", "over-limit"],
 )
@@ -72,6 +72,14 @@ def test_bad_images_are_invalid_argument_and_the_service_keeps_serving(recognize
         recognize(recognizer, data)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith(reason)
+    assert recognize(recognizer, (DATA / "seven.png").read_bytes()).digit == 7
+
+
+def test_a_message_far_over_the_limit_is_stopped_by_the_transport(recognizer):
+    # gRPC refuses it before it is read into memory; the service is unaffected.
+    with pytest.raises(grpc.RpcError) as caught:
+        recognize(recognizer, b"\0" * 3_000_000)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert recognize(recognizer, (DATA / "seven.png").read_bytes()).digit == 7
 
 

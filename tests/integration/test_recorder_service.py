@@ -76,8 +76,9 @@ def test_concurrent_records_never_overwrite_each_other(stub, cql):
         stored = list(pool.map(lambda i: record(stub, user=f"concurrent-{i}"), range(64)))
     ids = {uuid.UUID(s.id) for s in stored}
     assert len(ids) == 64
-    rows = cql.execute(f"SELECT id, user FROM {KEYSPACE}.recognitions WHERE id IN %s", [tuple(ids)])
-    assert {row.user for row in rows} == {f"concurrent-{i}" for i in range(64)}
+    select = cql.prepare(f"SELECT user FROM {KEYSPACE}.recognitions WHERE id = ?")
+    users = {cql.execute(select, [record_id]).one().user for record_id in ids}
+    assert users == {f"concurrent-{i}" for i in range(64)}
 
 
 @pytest.mark.parametrize(

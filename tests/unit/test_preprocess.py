@@ -44,7 +44,7 @@ def test_field_follows_the_mnist_recipe(digits):
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     assert max(height, width) in (20, 21, 22)  # longest side scaled to 20 (plus resampling blur)
     cy, cx = center_of_mass(field)
-    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
 
 
 def test_dark_ink_on_light_paper_equals_mnist_polarity(digits):
@@ -63,7 +63,7 @@ def test_small_off_centre_digit_in_a_large_photo_is_found_and_centred(digits):
     reference = preprocess.to_mnist(encode(images[1]))
     assert np.abs(field - reference).mean() < 0.08
     cy, cx = center_of_mass(field)
-    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
 
 
 def test_transparent_canvas_drawing_is_flattened(digits):
