@@ -32,10 +32,10 @@ deps: $(STAMP)
 
 # Java 17 and Maven, then the Cassandra jars from Maven Central (cached in .cache/).
 cassandra: $(STAMP)
-	$(PY) scripts/cassandra.py install
+	$(PY) -m scripts.cassandra install
 
 run: deps cassandra
-	$(PY) scripts/devstack.py
+	$(PY) -m scripts.devstack
 
 test: deps cassandra
 	$(PY) -m pytest

@@ -16,7 +16,7 @@ from tests.helpers import DATA, ServiceThread, encode, mnist_test
 
 @pytest.fixture(scope="module")
 def recognizer():
-    service = ServiceThread(build(Config(host="127.0.0.1", port=0, max_image_bytes=2_000_000, model_dir=__import__("os").environ.get("TEST_MODEL_DIR", Config.model_dir)))).start()
+    service = ServiceThread(build(Config(host="127.0.0.1", port=0, max_image_bytes=2_000_000))).start()
     service.wait_ready()
     with grpc.insecure_channel(service.address) as channel:
         yield channel
