@@ -11,7 +11,7 @@ MNIST   ?= ../shared/mnist
 STAMP   := $(VENV)/.installed
 REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recorder/requirements.txt services/gateway/requirements.txt
 
-.PHONY: help run test deps cassandra protos train eval clean
+.PHONY: help run test deps cassandra protos train eval eval-realworld bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -19,6 +19,8 @@ help:
 	@echo "make protos   regenerate digits/v1 from protos/"
 	@echo "make train    retrain the model from MNIST=$(MNIST)"
 	@echo "make eval     test accuracy of the committed model"
+	@echo "make eval-realworld   accuracy on generated real-world uploads, through the HTTP API"
+	@echo "make bench-recognizer / bench-recorder   benchmarks: tables and plots in benchmarks/out/"
 
 # The virtual environment is rebuilt only when a requirements file changes.
 $(STAMP): $(REQS)
@@ -48,6 +50,15 @@ train: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m services.recognizer.evaluate --data $(MNIST) --model services/recognizer/model
+
+eval-realworld: deps cassandra
+	$(PY) -m benchmarks.realworld --mnist $(MNIST)
+
+bench-recognizer: deps
+	$(PY) -m benchmarks.recognizer
+
+bench-recorder: deps cassandra
+	$(PY) -m benchmarks.recorder
 
 clean:
 	rm -rf .run .pytest_cache

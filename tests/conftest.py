@@ -1,7 +1,8 @@
 """Session-wide fixtures: one real Cassandra node for the whole run.
 
-The node listens on 127.0.0.11 with its own JMX port and data directory, so it never meets the
-node of a `make run` stack (127.0.0.1) left running on the same machine.
+The node listens on a loopback address picked at random for this session (never 127.0.0.1),
+with its own JMX port and data directory, so it never meets the node of a `make run` stack or
+of another test session on the same machine.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import pytest
 
 from scripts.cassandra import CassandraCluster
+from tests.helpers import free_loopback_hosts, free_port_block
 
-TEST_CASSANDRA_HOST = "127.0.0.11"
-TEST_CASSANDRA_JMX_PORT = 7211
+TEST_CASSANDRA_HOST = free_loopback_hosts(1)[0]
+TEST_CASSANDRA_JMX_PORT = free_port_block(1)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import io
+import random
 import socket
 import threading
 from pathlib import Path
@@ -23,6 +24,39 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def free_loopback_hosts(count: int) -> list[str]:
+    """``count`` consecutive loopback addresses where no Cassandra (or anything) listens.
+
+    Each test session picks its own, at random within 127.0.0.0/8, so two suites on one machine
+    (two developers, or a suite beside `make run` on 127.0.0.1) never share a node.
+    """
+    rng = random.SystemRandom()
+    for _ in range(100):
+        second, third, first_host = rng.randrange(100, 250), rng.randrange(1, 250), rng.randrange(2, 240)
+        hosts = [f"127.{second}.{third}.{first_host + i}" for i in range(count)]
+        if not any(_listening(h, p) for h in hosts for p in (7000, 9042)):
+            return hosts
+    raise RuntimeError("no free loopback addresses found")
+
+
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive free ports (for JMX: node i uses base + i)."""
+    rng = random.SystemRandom()
+    for _ in range(100):
+        base = rng.randrange(20000, 30000)
+        if not any(_listening(host, base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free port block found")
 
 
 def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:

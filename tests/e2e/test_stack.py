@@ -147,8 +147,8 @@ def test_a_down_recorder_gives_a_prompt_503_and_nothing_hangs(stack, http):
         stack.start_service("recorder")
         stack.wait_service("recorder")
     deadline = time.monotonic() + 30
-    while upload(http).status_code != 201:
-        assert time.monotonic() < deadline, "the gateway did not recover after the recorder came back"
+    while (reply := upload(http)).status_code != 201:
+        assert time.monotonic() < deadline, f"the gateway did not recover after the recorder came back: {reply.text}"
         time.sleep(0.5)
 
 
