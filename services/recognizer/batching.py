@@ -1,0 +1,144 @@
+"""Dynamic batching: concurrent requests share one model call.
+
+A CNN on a CPU costs nearly the same per call for 1 image as for a few dozen, so under load
+the recognizer waits a little for company instead of calling the model once per request. The
+policy is TF Serving's: after the first item arrives, collect more until the batch is full or
+``max_wait_seconds`` has passed (TF Serving's guidance for ``batch_timeout_micros`` is about
+1 ms on CPU), then make one call. While that call runs, new items queue up and form the next
+batch, so batches grow by themselves as load rises and a lone request pays at most the wait.
+
+The model runs on one dedicated thread: calls never overlap (TensorFlow already uses every
+core inside one call), and the event loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+# Called on the event loop just before each model call, with the batch size and how long each
+# item waited in the queue: the hook for metrics, so this module stays free of them.
+BatchObserver = Callable[[int, Sequence[float]], None]
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down and takes no new items."""
+
+
+@dataclass
+class _Item(Generic[In, Out]):
+    value: In
+    future: asyncio.Future[Out]
+    enqueued: float
+
+
+class Batcher(Generic[In, Out]):
+    """Coalesces ``submit`` calls into calls of ``run_batch(items) -> outputs`` (same length, same order).
+
+    Create it on the event loop that will call ``submit``; ``close`` drains it.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[In]], Sequence[Out]],
+        max_batch_size: int,
+        max_wait_seconds: float,
+        observe: BatchObserver | None = None,
+        thread_name: str = "inference",
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
+        if max_wait_seconds < 0:
+            raise ValueError(f"max_wait_seconds must not be negative, not {max_wait_seconds}")
+        self.max_batch_size = max_batch_size
+        self.max_wait_seconds = max_wait_seconds
+        self._run_batch = run_batch
+        self._observe = observe
+        self._pending: deque[_Item[In, Out]] = deque()
+        self._has_items = asyncio.Event()
+        self._is_full = asyncio.Event()
+        self._closing = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
+        self._collector = asyncio.get_running_loop().create_task(self._collect())
+
+    async def submit(self, value: In) -> Out:
+        """Queue ``value`` and return its output once its batch has run; raises what the batch raised."""
+        if self._closing:
+            raise BatcherClosed("the batcher is shutting down")
+        loop = asyncio.get_running_loop()
+        item: _Item[In, Out] = _Item(value, loop.create_future(), time.perf_counter())
+        self._pending.append(item)
+        self._signal()
+        return await item.future
+
+    async def close(self) -> None:
+        """Stop taking items; run everything already queued (without waiting to fill); stop the thread."""
+        self._closing = True
+        self._signal()
+        try:
+            await self._collector
+        finally:
+            self._executor.shutdown(wait=True)
+
+    def _signal(self) -> None:
+        if self._pending or self._closing:  # closing wakes the collector so that it can return
+            self._has_items.set()
+        if len(self._pending) >= self.max_batch_size or self._closing:
+            self._is_full.set()  # also ends the wait when closing: drain at once
+
+    async def _collect(self) -> None:
+        while True:
+            await self._has_items.wait()
+            if not self._pending and self._closing:
+                return
+            if not self._is_full.is_set() and self.max_wait_seconds > 0:
+                try:
+                    await asyncio.wait_for(self._is_full.wait(), self.max_wait_seconds)
+                except TimeoutError:
+                    pass
+            batch = self._take()
+            if batch:
+                await self._run(batch)
+
+    def _take(self) -> list[_Item[In, Out]]:
+        batch: list[_Item[In, Out]] = []
+        while self._pending and len(batch) < self.max_batch_size:
+            item = self._pending.popleft()
+            if not item.future.cancelled():  # the caller went away (deadline, disconnect)
+                batch.append(item)
+        if not self._pending and not self._closing:
+            self._has_items.clear()
+        if len(self._pending) < self.max_batch_size and not self._closing:
+            self._is_full.clear()
+        return batch
+
+    async def _run(self, batch: list[_Item[In, Out]]) -> None:
+        if self._observe is not None:
+            now = time.perf_counter()
+            self._observe(len(batch), [now - item.enqueued for item in batch])
+        values = [item.value for item in batch]
+        try:
+            loop = asyncio.get_running_loop()
+            outputs = await loop.run_in_executor(self._executor, self._run_batch, values)
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"run_batch returned {len(outputs)} outputs for {len(batch)} inputs")
+        except Exception as exc:  # every waiter of this batch sees the failure; the next batch may succeed
+            log.exception("batch failed", extra={"batch_size": len(batch)})
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, output in zip(batch, outputs):
+            if not item.future.done():
+                item.future.set_result(output)
