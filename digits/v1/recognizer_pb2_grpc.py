@@ -39,6 +39,11 @@ class RecognizerStub:
                 request_serializer=digits_dot_v1_dot_recognizer__pb2.RecognizeRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_recognizer__pb2.RecognizeResponse.FromString,
                 _registered_method=True)
+        self.RecognizeBatch = channel.unary_unary(
+                '/digits.v1.Recognizer/RecognizeBatch',
+                request_serializer=digits_dot_v1_dot_recognizer__pb2.RecognizeBatchRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recognizer__pb2.RecognizeBatchResponse.FromString,
+                _registered_method=True)
 
 
 class RecognizerServicer:
@@ -50,7 +55,23 @@ class RecognizerServicer:
         Errors:
         INVALID_ARGUMENT     the bytes are empty, not an image, truncated, too large,
         or no digit could be found in the image (see ErrorInfo reason).
-        UNAVAILABLE          the model is not loaded yet; retry.
+        UNAVAILABLE          the model is not loaded yet, or the server is shutting down; retry.
+        INTERNAL             the model failed; a bug, not the image's fault.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecognizeBatch(self, request, context):
+        """RecognizeBatch classifies many images in one call, for clients that hold many (a scanned
+        form, an evaluation set). An image that cannot be read fails alone: its result carries
+        the error and the others are still recognised. Results come in the order of the images.
+
+        Errors (of the whole call):
+        INVALID_ARGUMENT     more images than the server's limit per call (reason TOO_MANY_IMAGES).
+        RESOURCE_EXHAUSTED   the request is larger than the server's message limit (the same
+        limit as Recognize's: send several calls for many large images).
+        UNAVAILABLE          the model is not loaded yet, or the server is shutting down; retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -63,6 +84,11 @@ def add_RecognizerServicer_to_server(servicer, server):
                     servicer.Recognize,
                     request_deserializer=digits_dot_v1_dot_recognizer__pb2.RecognizeRequest.FromString,
                     response_serializer=digits_dot_v1_dot_recognizer__pb2.RecognizeResponse.SerializeToString,
+            ),
+            'RecognizeBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecognizeBatch,
+                    request_deserializer=digits_dot_v1_dot_recognizer__pb2.RecognizeBatchRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recognizer__pb2.RecognizeBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +118,33 @@ class Recognizer:
             '/digits.v1.Recognizer/Recognize',
             digits_dot_v1_dot_recognizer__pb2.RecognizeRequest.SerializeToString,
             digits_dot_v1_dot_recognizer__pb2.RecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecognizeBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recognizer/RecognizeBatch',
+            digits_dot_v1_dot_recognizer__pb2.RecognizeBatchRequest.SerializeToString,
+            digits_dot_v1_dot_recognizer__pb2.RecognizeBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from digits.config import from_env
+from digits.config import ConfigError, from_env
 
 DEFAULT_MODEL_DIR = str(Path(__file__).resolve().parent / "model")
 
@@ -18,11 +18,27 @@ class Config:
     model_dir: str = DEFAULT_MODEL_DIR  # RECOGNIZER_MODEL_DIR: holds saved_model/ and model.json
     max_image_bytes: int = 10 * 1024 * 1024  # RECOGNIZER_MAX_IMAGE_BYTES
     max_image_pixels: int = 40_000_000  # RECOGNIZER_MAX_IMAGE_PIXELS: declared width × height
-    # Threads for decoding and inference, off the event loop. TensorFlow parallelises each
-    # model call itself, so more threads than cores only adds contention.
+    # Threads for decoding images, off the event loop. The model has one thread of its own
+    # (see batching.py); TensorFlow parallelises each model call itself.
     worker_threads: int = 2  # RECOGNIZER_WORKER_THREADS
+    # Dynamic batching: concurrent requests share one model call. Off means one call per request.
+    batching: bool = True  # RECOGNIZER_BATCHING
+    max_batch_size: int = 64  # RECOGNIZER_MAX_BATCH_SIZE: images per model call
+    # How long the first request of a batch waits for others; TF Serving's guidance is ~1 ms.
+    max_batch_wait_seconds: float = 0.001  # RECOGNIZER_MAX_BATCH_WAIT_SECONDS
+    max_images_per_call: int = 256  # RECOGNIZER_MAX_IMAGES_PER_CALL: bound on one RecognizeBatch
     grace_seconds: float = 10.0  # RECOGNIZER_GRACE_SECONDS: in-flight calls finish within this on SIGTERM
     log_level: str = "info"  # RECOGNIZER_LOG_LEVEL
+
+    def __post_init__(self) -> None:
+        # Fail at start-up with the variable's name, not later inside the batcher.
+        for name, value, least in (
+            ("MAX_BATCH_SIZE", self.max_batch_size, 1),
+            ("MAX_BATCH_WAIT_SECONDS", self.max_batch_wait_seconds, 0),
+            ("MAX_IMAGES_PER_CALL", self.max_images_per_call, 1),
+        ):
+            if value < least:
+                raise ConfigError(f"RECOGNIZER_{name}={value}: must be at least {least}")
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -1,10 +1,17 @@
-"""The Recognizer gRPC service: bytes in, digit and probabilities out."""
+"""The Recognizer gRPC service: bytes in, digit and probabilities out.
+
+Each image is decoded and normalised in a small thread pool, then handed to the batcher
+(batching.py), which runs the model on its own thread for every image queued at that moment.
+``RecognizeBatch`` goes through the same path, image by image, so its images share model
+calls with each other and with concurrent ``Recognize`` calls.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -14,6 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from digits.grpc_server import GrpcService
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 from services.recognizer import preprocess
+from services.recognizer.batching import Batcher, BatcherClosed
 from services.recognizer.config import Config
 from services.recognizer.model import DigitModel
 
@@ -24,9 +32,19 @@ _FINE_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Model-dependent metrics carry the version, so a rollout's effect shows per version.
 INFERENCE_SECONDS = Histogram(
-    "digits_recognizer_inference_seconds", "Time of one model call.", buckets=_FINE_BUCKETS
+    "digits_recognizer_inference_seconds", "Time of one model call (one batch).", ["model_version"],
+    buckets=_FINE_BUCKETS,
+)  # fmt: skip
+BATCH_SIZE = Histogram(
+    "digits_recognizer_batch_size", "Images per model call.", ["model_version"], buckets=_BATCH_BUCKETS
 )
+QUEUE_SECONDS = Histogram(
+    "digits_recognizer_queue_seconds", "Time an image waited for its model call.", ["model_version"],
+    buckets=_FINE_BUCKETS,
+)  # fmt: skip
 PREPROCESS_SECONDS = Histogram(
     "digits_recognizer_preprocess_seconds", "Time to decode and normalise one image.", buckets=_FINE_BUCKETS
 )
@@ -40,21 +58,43 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         self._limits = preprocess.Limits(config.max_image_bytes, config.max_image_pixels)
         self._executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="recognizer")
         self._model: DigitModel | None = None
+        self._batcher: Batcher[np.ndarray, np.ndarray] | None = None
 
     async def load(self) -> None:
+        # Batching off is a batch size of one: the same code path, one model call per image.
+        max_batch = self._config.max_batch_size if self._config.batching else 1
+        max_wait = self._config.max_batch_wait_seconds if self._config.batching else 0.0
+
         def load_and_warm() -> DigitModel:
             model = DigitModel(self._config.model_dir)
-            model.warm_up()
+            model.warm_up(max_batch)
             return model
 
-        self._model = await asyncio.get_running_loop().run_in_executor(self._executor, load_and_warm)
-        MODEL_INFO.labels(self._model.version).set(1)
+        model = await asyncio.get_running_loop().run_in_executor(self._executor, load_and_warm)
+        version = model.version
+
+        def observe(size: int, waits: Sequence[float]) -> None:
+            BATCH_SIZE.labels(version).observe(size)
+            queue = QUEUE_SECONDS.labels(version)
+            for wait in waits:
+                queue.observe(wait)
+
+        def infer(fields: list[np.ndarray]) -> list[np.ndarray]:
+            start = time.perf_counter()
+            probabilities = model.predict(np.stack(fields)[..., None])
+            INFERENCE_SECONDS.labels(version).observe(time.perf_counter() - start)
+            return list(probabilities)
+
+        self._batcher = Batcher(infer, max_batch, max_wait, observe=observe, thread_name="recognizer-model")
+        self._model = model
+        MODEL_INFO.labels(version).set(1)
+        log.info("batching", extra={"max_batch_size": max_batch, "max_wait_seconds": max_wait})
 
     async def close(self) -> None:
+        # Called after the server has stopped taking calls: what is queued still runs.
+        if self._batcher is not None:
+            await self._batcher.close()
         self._executor.shutdown(wait=True)
-
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _preprocess(self, data: bytes) -> np.ndarray:
         start = time.perf_counter()
@@ -63,30 +103,69 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         finally:
             PREPROCESS_SECONDS.observe(time.perf_counter() - start)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        assert self._model is not None
-        start = time.perf_counter()
-        probabilities = self._model.predict(batch)
-        INFERENCE_SECONDS.observe(time.perf_counter() - start)
-        return probabilities
-
-    async def Recognize(self, request, context):  # type: ignore[no-untyped-def]
-        model = self._model
-        if model is None:
+    async def _ready(self, context: grpc.aio.ServicerContext) -> tuple[DigitModel, Batcher]:
+        if self._model is None or self._batcher is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry shortly")
+        return self._model, self._batcher  # type: ignore[return-value]
+
+    async def _field(self, data: bytes) -> np.ndarray | preprocess.ImageError:
+        """The model input for one image, or why there is none."""
         try:
-            field = await self._run(self._preprocess, request.image)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._preprocess, data)
         except preprocess.ImageError as exc:
             REJECTED.labels(exc.reason).inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.reason}: {exc}")
-        probabilities = (await self._run(self._infer, field[None, :, :, None]))[0]
-        digit = int(np.argmax(probabilities))
-        return recognizer_pb2.RecognizeResponse(
-            digit=digit,
-            confidence=float(probabilities[digit]),
-            probabilities=[float(p) for p in probabilities],
-            model_version=model.version,
-        )
+            return exc
+
+    async def _classify(
+        self, batcher: Batcher, fields: list[np.ndarray], context: grpc.aio.ServicerContext
+    ) -> list[np.ndarray]:
+        try:
+            return list(await asyncio.gather(*(batcher.submit(field) for field in fields)))
+        except BatcherClosed:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
+        except Exception:
+            log.exception("inference failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "inference failed")
+        raise AssertionError("unreachable: abort raises")
+
+    async def Recognize(self, request, context):  # type: ignore[no-untyped-def]
+        model, batcher = await self._ready(context)
+        field = await self._field(request.image)
+        if isinstance(field, preprocess.ImageError):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field.reason}: {field}")
+        (probabilities,) = await self._classify(batcher, [field], context)
+        return _recognition(probabilities, model.version)
+
+    async def RecognizeBatch(self, request, context):  # type: ignore[no-untyped-def]
+        model, batcher = await self._ready(context)
+        limit = self._config.max_images_per_call
+        if len(request.images) > limit:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"TOO_MANY_IMAGES: {len(request.images)} images in one call; the limit is {limit}",
+            )
+        fields = await asyncio.gather(*(self._field(data) for data in request.images))
+        good = [f for f in fields if not isinstance(f, preprocess.ImageError)]
+        outputs = iter(await self._classify(batcher, good, context))
+        results = [
+            recognizer_pb2.RecognizeBatchResult(
+                error=recognizer_pb2.ImageError(reason=f.reason, message=str(f))
+            )
+            if isinstance(f, preprocess.ImageError)
+            else recognizer_pb2.RecognizeBatchResult(recognition=_recognition(next(outputs), model.version))
+            for f in fields
+        ]
+        return recognizer_pb2.RecognizeBatchResponse(results=results, model_version=model.version)
+
+
+def _recognition(probabilities: np.ndarray, version: str) -> recognizer_pb2.RecognizeResponse:
+    digit = int(np.argmax(probabilities))
+    return recognizer_pb2.RecognizeResponse(
+        digit=digit,
+        confidence=float(probabilities[digit]),
+        probabilities=[float(p) for p in probabilities],
+        model_version=version,
+    )
 
 
 def build(config: Config) -> GrpcService:

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
-from services.recognizer.config import Config
+from services.recognizer.config import DEFAULT_MODEL_DIR, Config
 from services.recognizer.server import build
 from tests.helpers import DATA, ServiceThread, encode, mnist_test
+
+MAX_IMAGES_PER_CALL = 16
+
+
+def serve(**settings):
+    """A running recognizer on an ephemeral loopback port, and a channel to it."""
+    config = Config(host="127.0.0.1", port=0, metrics_port=0, **settings)
+    service = ServiceThread(build(config)).start()
+    service.wait_ready()
+    channel = grpc.insecure_channel(service.address)
+    return service, channel
 
 
 @pytest.fixture(scope="module")
 def recognizer():
-    service = ServiceThread(build(Config(host="127.0.0.1", port=0, max_image_bytes=2_000_000))).start()
-    service.wait_ready()
-    with grpc.insecure_channel(service.address) as channel:
+    service, channel = serve(max_image_bytes=2_000_000, max_images_per_call=MAX_IMAGES_PER_CALL)
+    with channel:
         yield channel
     service.stop()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def recognize(channel, data: bytes, timeout: float = 10) -> recognizer_pb2.RecognizeResponse:
@@ -83,12 +102,110 @@ def test_a_message_far_over_the_limit_is_stopped_by_the_transport(recognizer):
     assert recognize(recognizer, (DATA / "seven.png").read_bytes()).digit == 7
 
 
-def test_inference_latency_is_exported(recognizer):
-    from prometheus_client import REGISTRY
-
-    before = REGISTRY.get_sample_value("digits_recognizer_inference_seconds_count") or 0
+def test_inference_batch_queue_and_status_metrics_carry_the_model_version(recognizer):
+    version = recognize(recognizer, (DATA / "seven.png").read_bytes()).model_version
+    names = ("inference_seconds_count", "batch_size_count", "batch_size_sum", "queue_seconds_count")
+    before = {n: metric(f"digits_recognizer_{n}", model_version=version) for n in names}
     ok = {"method": "/digits.v1.Recognizer/Recognize", "code": "OK"}
-    handled = REGISTRY.get_sample_value("digits_grpc_server_handled_total", ok) or 0
+    handled = metric("digits_grpc_server_handled_total", **ok)
     recognize(recognizer, (DATA / "seven.png").read_bytes())
-    assert REGISTRY.get_sample_value("digits_recognizer_inference_seconds_count") == before + 1
-    assert REGISTRY.get_sample_value("digits_grpc_server_handled_total", ok) == handled + 1
+    for n in names:
+        assert metric(f"digits_recognizer_{n}", model_version=version) == before[n] + 1, n
+    assert metric("digits_grpc_server_handled_total", **ok) == handled + 1
+    assert metric("digits_recognizer_model_info", version=version) == 1
+
+
+def test_recognize_batch_answers_each_image_in_order_and_fails_bad_ones_alone(recognizer):
+    images, labels = mnist_test(10)
+    uploads = [encode(255 - image) for image in images]
+    uploads[3] = b"just some text"
+    uploads[7] = b""
+    reply = recognizer_pb2_grpc.RecognizerStub(recognizer).RecognizeBatch(
+        recognizer_pb2.RecognizeBatchRequest(images=uploads), timeout=30
+    )
+    assert reply.model_version
+    assert len(reply.results) == 10
+    assert reply.results[3].WhichOneof("result") == "error"
+    assert reply.results[3].error.reason == "NOT_AN_IMAGE"
+    assert reply.results[7].error.reason == "EMPTY_IMAGE"
+    good = [i for i in range(10) if i not in (3, 7)]
+    assert all(reply.results[i].WhichOneof("result") == "recognition" for i in good)
+    predicted = np.array([reply.results[i].recognition.digit for i in good])
+    assert (predicted == labels[good]).mean() >= 0.85  # 8 digits: order is what is checked
+    assert {reply.results[i].recognition.model_version for i in good} == {reply.model_version}
+
+
+def test_recognize_batch_of_nothing_is_an_empty_answer(recognizer):
+    reply = recognizer_pb2_grpc.RecognizerStub(recognizer).RecognizeBatch(
+        recognizer_pb2.RecognizeBatchRequest(images=[]), timeout=10
+    )
+    assert list(reply.results) == []
+
+
+def test_recognize_batch_refuses_more_images_than_the_limit(recognizer):
+    seven = (DATA / "seven.png").read_bytes()
+    stub = recognizer_pb2_grpc.RecognizerStub(recognizer)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[seven] * (MAX_IMAGES_PER_CALL + 1)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("TOO_MANY_IMAGES")
+    reply = stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[seven] * MAX_IMAGES_PER_CALL))
+    assert [r.recognition.digit for r in reply.results] == [7] * MAX_IMAGES_PER_CALL
+
+
+def batches_for_concurrent_calls(channel, calls: int) -> tuple[float, float]:
+    """(model calls, images) counted by the batch-size histogram while ``calls`` Recognize calls run at once."""
+    seven = (DATA / "seven.png").read_bytes()
+    version = recognize(channel, seven).model_version
+    count = metric("digits_recognizer_batch_size_count", model_version=version)
+    total = metric("digits_recognizer_batch_size_sum", model_version=version)
+    with ThreadPoolExecutor(calls) as pool:
+        digits = list(pool.map(lambda _: recognize(channel, seven, timeout=30).digit, range(calls)))
+    assert digits == [7] * calls
+    return (
+        metric("digits_recognizer_batch_size_count", model_version=version) - count,
+        metric("digits_recognizer_batch_size_sum", model_version=version) - total,
+    )
+
+
+def test_concurrent_calls_share_model_calls_when_batching_is_on():
+    # A generous wait makes coalescing certain however slowly this shared machine runs; the
+    # batch fills at 8 and then runs at once.
+    service, channel = serve(max_batch_size=8, max_batch_wait_seconds=2.0)
+    try:
+        model_calls, images = batches_for_concurrent_calls(channel, 8)
+    finally:
+        channel.close()
+        service.stop()
+    assert images == 8
+    assert model_calls < 8
+
+
+def test_each_call_is_its_own_model_call_when_batching_is_off():
+    service, channel = serve(batching=False, max_batch_wait_seconds=2.0)
+    try:
+        model_calls, images = batches_for_concurrent_calls(channel, 8)
+    finally:
+        channel.close()
+        service.stop()
+    assert (model_calls, images) == (8, 8)
+
+
+def test_a_model_directory_whose_files_do_not_match_its_version_never_serves(tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta["version"] = "0123456789ab"  # as if model.json came from another training run
+    (model_dir / "model.json").write_text(json.dumps(meta))
+    service, channel = serve(model_dir=str(model_dir))
+    try:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="digits.v1.Recognizer"), timeout=10
+        )
+        assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as caught:
+            recognize(channel, (DATA / "seven.png").read_bytes())
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        channel.close()
+        service.stop()
