@@ -52,3 +52,47 @@ class GetRecognitionRequest(_message.Message):
     id: str
     include_image: bool
     def __init__(self, id: _Optional[str] = ..., include_image: _Optional[bool] = ...) -> None: ...
+
+class TimeWindow(_message.Message):
+    __slots__ = ("since", "until")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRecognitionsRequest(_message.Message):
+    __slots__ = ("user", "window", "page_size", "page_token")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    window: TimeWindow
+    page_size: int
+    page_token: str
+    def __init__(self, user: _Optional[str] = ..., window: _Optional[_Union[TimeWindow, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRecognitionsResponse(_message.Message):
+    __slots__ = ("recognitions", "next_page_token")
+    RECOGNITIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    recognitions: _containers.RepeatedCompositeFieldContainer[Recognition]
+    next_page_token: str
+    def __init__(self, recognitions: _Optional[_Iterable[_Union[Recognition, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetImageRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("data", "content_type", "filename")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    content_type: str
+    filename: str
+    def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...

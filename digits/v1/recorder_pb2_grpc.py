@@ -44,6 +44,16 @@ class RecorderStub:
                 request_serializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_recorder__pb2.Recognition.FromString,
                 _registered_method=True)
+        self.ListRecognitions = channel.unary_unary(
+                '/digits.v1.Recorder/ListRecognitions',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsResponse.FromString,
+                _registered_method=True)
+        self.GetImage = channel.unary_unary(
+                '/digits.v1.Recorder/GetImage',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.GetImageRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.Image.FromString,
+                _registered_method=True)
 
 
 class RecorderServicer:
@@ -53,9 +63,15 @@ class RecorderServicer:
         """Record stores one recognition and its image, and acknowledges only once the
         write has reached the configured consistency level.
 
+        Idempotent: the record's id is derived from (request_id, recognition.received_at),
+        so retrying a request with the same two values rewrites the same rows and returns
+        the same id; it never creates a second record.
+
         Errors:
         INVALID_ARGUMENT  a required field is missing or out of range.
-        UNAVAILABLE       Cassandra cannot reach the consistency level; nothing was acknowledged.
+        UNAVAILABLE       Cassandra cannot reach the consistency level (or did not answer
+        in time); the write was not acknowledged. Retrying with the same
+        request_id and received_at is safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,6 +83,33 @@ class RecorderServicer:
         Errors:
         INVALID_ARGUMENT  `id` is not a UUID.
         NOT_FOUND         no recognition has that id.
+        UNAVAILABLE       Cassandra cannot reach the read consistency level.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecognitions(self, request, context):
+        """ListRecognitions pages through one user's history or through a time window,
+        newest first. Items never carry image bytes.
+
+        Errors:
+        INVALID_ARGUMENT  no filter, an empty user, a window that is reversed or longer
+        than the limit, a page_size out of range, or a page_token that
+        is malformed or belongs to another query.
+        UNAVAILABLE       Cassandra cannot reach the read consistency level.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImage(self, request, context):
+        """GetImage returns the stored image of one recognition, byte for byte.
+
+        Errors:
+        INVALID_ARGUMENT  `id` is not a UUID.
+        NOT_FOUND         no recognition has that id.
+        UNAVAILABLE       Cassandra cannot reach the read consistency level.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +127,16 @@ def add_RecorderServicer_to_server(servicer, server):
                     servicer.GetRecognition,
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.FromString,
                     response_serializer=digits_dot_v1_dot_recorder__pb2.Recognition.SerializeToString,
+            ),
+            'ListRecognitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecognitions,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsResponse.SerializeToString,
+            ),
+            'GetImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImage,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.GetImageRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.Image.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +193,60 @@ class Recorder:
             '/digits.v1.Recorder/GetRecognition',
             digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.SerializeToString,
             digits_dot_v1_dot_recorder__pb2.Recognition.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecognitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/ListRecognitions',
+            digits_dot_v1_dot_recorder__pb2.ListRecognitionsRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.ListRecognitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/GetImage',
+            digits_dot_v1_dot_recorder__pb2.GetImageRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.Image.FromString,
             options,
             channel_credentials,
             insecure,

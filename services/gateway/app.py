@@ -6,10 +6,12 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import grpc
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from google.protobuf.timestamp_pb2 import Timestamp
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.datastructures import UploadFile
@@ -18,7 +20,7 @@ from digits.v1 import recognizer_pb2, recorder_pb2
 from services.gateway.backends import ApiError, Backends, to_api_error
 from services.gateway.config import Config
 from services.gateway.limits import BodySizeLimit
-from services.gateway.models import Error, Recognition
+from services.gateway.models import Error, Recognition, RecognitionPage
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,49 @@ async def _call(dependency: str, rpc, request, timeout: float):  # type: ignore[
     except grpc.aio.AioRpcError as exc:
         UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
         raise to_api_error(exc, dependency) from None
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _parse_time(name: str, value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            400, "INVALID_QUERY", f"`{name}` must be an ISO 8601 time such as 2026-01-31T12:00:00Z, not {value!r}"
+        ) from None
+    # A time without an offset is taken as UTC, the clock every record is kept in.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _list_request(
+    config: Config, user: str | None, since: str | None, until: str | None, limit: str | None, page_token: str | None
+) -> recorder_pb2.ListRecognitionsRequest:
+    """The recorder request for GET /v1/recognitions; ApiError(400) says what is wrong."""
+    size = config.default_page_size
+    if limit is not None:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= config.max_page_size:
+            raise ApiError(400, "INVALID_QUERY", f"`limit` must be a whole number from 1 to {config.max_page_size}")
+        size = int(limit)
+    if page_token is not None and not 0 < len(page_token) <= 512:
+        raise ApiError(400, "INVALID_QUERY", "`page_token` must be a token from a previous page")
+    common = {"page_size": size, "page_token": page_token or ""}
+    if user is not None:
+        if since is not None or until is not None:
+            raise ApiError(400, "INVALID_QUERY", "give either `user` or a time window (`since`/`until`), not both")
+        if not user or len(user) > MAX_USER or not user.isprintable():
+            raise ApiError(400, "INVALID_QUERY", f"`user` must be printable text of 1 to {MAX_USER} characters")
+        return recorder_pb2.ListRecognitionsRequest(user=user, **common)
+    window = recorder_pb2.TimeWindow()
+    if since is not None:
+        window.since.CopyFrom(_timestamp(_parse_time("since", since)))
+    if until is not None:
+        window.until.CopyFrom(_timestamp(_parse_time("until", until)))
+    return recorder_pb2.ListRecognitionsRequest(window=window, **common)
 
 
 async def _read_upload(request: Request) -> tuple[UploadFile, str]:
@@ -137,6 +182,9 @@ def create_app(config: Config) -> FastAPI:
     )
     async def create_recognition(request: Request) -> Recognition:
         backends: Backends = request.app.state.backends
+        # The moment of receipt is part of the record's identity (with request_id): it must
+        # not change between attempts of the same Record call.
+        received_at = datetime.now(timezone.utc)
         upload, user = await _read_upload(request)
         image = await upload.read()
         # One id per upload, so that a retried Record call cannot store it twice.
@@ -162,12 +210,38 @@ def create_app(config: Config) -> FastAPI:
                     content_type=(upload.content_type or "")[:127],
                     filename=(upload.filename or "")[:255],
                     client_address=request.client.host if request.client else "",
+                    received_at=_timestamp(received_at),
                 ),
             ),
             config.record_timeout_seconds,
         )
         log.info("recognised", extra={"id": stored.id, "digit": stored.digit, "user": user})
         return Recognition.from_proto(stored)
+
+    @app.get(
+        "/v1/recognitions",
+        response_model=RecognitionPage,
+        responses=_ERROR_RESPONSES,
+        summary="Stored recognitions, newest first: one user's history, or a time window",
+        description="With `user`: that user's history. Otherwise everything received in "
+        "[`since`, `until`) (default: the last 24 hours; at most 31 days). Follow `next_page_token` "
+        "for more; items carry no image bytes (see `image_url`).",
+    )
+    async def list_recognitions(
+        request: Request,
+        user: str | None = Query(None, description="Whose history; anonymous uploads have none."),
+        since: str | None = Query(None, description="ISO 8601, inclusive; default `until` minus 24 hours."),
+        until: str | None = Query(None, description="ISO 8601, exclusive; default now."),
+        limit: str | None = Query(None, description=f"Items per page, 1 to {config.max_page_size}."),
+        page_token: str | None = Query(None, description="`next_page_token` of the previous page."),
+    ) -> RecognitionPage:
+        reply = await _call(
+            "recorder",
+            request.app.state.backends.recorder.ListRecognitions,
+            _list_request(config, user, since, until, limit, page_token),
+            config.read_timeout_seconds,
+        )
+        return RecognitionPage.from_proto(reply)
 
     @app.get(
         "/v1/recognitions/{recognition_id}",
@@ -191,15 +265,15 @@ def create_app(config: Config) -> FastAPI:
         summary="The stored image, byte for byte",
     )
     async def get_image(recognition_id: uuid.UUID, request: Request) -> Response:
-        stored = await _call(
+        image = await _call(
             "recorder",
-            request.app.state.backends.recorder.GetRecognition,
-            recorder_pb2.GetRecognitionRequest(id=str(recognition_id), include_image=True),
+            request.app.state.backends.recorder.GetImage,
+            recorder_pb2.GetImageRequest(id=str(recognition_id)),
             config.read_timeout_seconds,
         )
         # Never let a browser sniff stored bytes into HTML: they came from a stranger.
-        media_type = stored.content_type if stored.content_type.startswith("image/") else "application/octet-stream"
-        return Response(stored.image, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
+        media_type = image.content_type if image.content_type.startswith("image/") else "application/octet-stream"
+        return Response(image.data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

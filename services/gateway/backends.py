@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -46,6 +48,28 @@ def to_api_error(exc: grpc.aio.AioRpcError, dependency: str) -> ApiError:
     return ApiError(502, "DEPENDENCY_ERROR", f"the {dependency} failed ({code.name}): {details}")
 
 
+# Record is idempotent (the recorder derives the record id from request_id and received_at), so
+# gRPC may retry it, and the reads, when the recorder or Cassandra is briefly unavailable: a
+# recorder pod restarting, or a Cassandra node the recorder has not yet noticed is down. The
+# call's deadline bounds all attempts together.
+_RECORDER_RETRIES = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "digits.v1.Recorder"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
 class Backends:
     """One long-lived channel per dependency, shared by all requests (channels multiplex)."""
 
@@ -61,7 +85,9 @@ class Backends:
         ]
         self._channels = {
             "recognizer": grpc.aio.insecure_channel(config.recognizer_address, options=options),
-            "recorder": grpc.aio.insecure_channel(config.recorder_address, options=options),
+            "recorder": grpc.aio.insecure_channel(
+                config.recorder_address, options=[*options, ("grpc.service_config", _RECORDER_RETRIES)]
+            ),
         }
         self.recognizer = recognizer_pb2_grpc.RecognizerStub(self._channels["recognizer"])
         self.recorder = recorder_pb2_grpc.RecorderStub(self._channels["recorder"])

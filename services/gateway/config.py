@@ -18,6 +18,9 @@ class Config:
     recognize_timeout_seconds: float = 5.0  # GATEWAY_RECOGNIZE_TIMEOUT_SECONDS
     record_timeout_seconds: float = 10.0  # GATEWAY_RECORD_TIMEOUT_SECONDS
     read_timeout_seconds: float = 5.0  # GATEWAY_READ_TIMEOUT_SECONDS
+    # GET /v1/recognitions: items per page when `limit` is not given, and the largest `limit`.
+    default_page_size: int = 20  # GATEWAY_DEFAULT_PAGE_SIZE
+    max_page_size: int = 100  # GATEWAY_MAX_PAGE_SIZE
     max_upload_bytes: int = 10 * 1024 * 1024  # GATEWAY_MAX_UPLOAD_BYTES: the whole request body
     # Proxies whose X-Forwarded-For is believed (the ingress controller in a cluster).
     forwarded_allow_ips: str = "127.0.0.1"  # GATEWAY_FORWARDED_ALLOW_IPS

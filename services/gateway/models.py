@@ -42,3 +42,17 @@ class Recognition(BaseModel):
 class Error(BaseModel):
     detail: str = Field(description="What went wrong, for a person.")
     reason: str = Field(description="A stable code for programs, e.g. NOT_AN_IMAGE or DEPENDENCY_UNAVAILABLE.")
+
+
+class RecognitionPage(BaseModel):
+    items: list[Recognition] = Field(description="Newest first.")
+    next_page_token: str | None = Field(
+        description="Pass it as `page_token` (with the same query) for the next page; null on the last page."
+    )
+
+    @classmethod
+    def from_proto(cls, reply: recorder_pb2.ListRecognitionsResponse) -> "RecognitionPage":
+        return cls(
+            items=[Recognition.from_proto(r) for r in reply.recognitions],
+            next_page_token=reply.next_page_token or None,
+        )

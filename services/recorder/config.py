@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from digits.config import from_env
+from digits.config import ConfigError, from_env
+
+_CONSISTENCY_LEVELS = {
+    "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ANY",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -18,13 +22,24 @@ class Config:
     cassandra_password: str = ""  # RECORDER_CASSANDRA_PASSWORD: from a Kubernetes Secret
     local_datacenter: str = "datacenter1"  # RECORDER_LOCAL_DATACENTER
     keyspace: str = "digits"  # RECORDER_KEYSPACE
-    replication_factor: int = 3  # RECORDER_REPLICATION_FACTOR, used when the schema is created
+    # Keyspace replication (NetworkTopologyStrategy), applied by the schema migration:
+    # RECORDER_REPLICATION_FACTOR replicas in the local datacenter, unless RECORDER_REPLICATION
+    # lists every datacenter explicitly, e.g. "dc1:3,dc2:3".
+    replication_factor: int = 3  # RECORDER_REPLICATION_FACTOR
+    replication: tuple[str, ...] = ()  # RECORDER_REPLICATION
     write_consistency: str = "LOCAL_QUORUM"  # RECORDER_WRITE_CONSISTENCY
     read_consistency: str = "LOCAL_QUORUM"  # RECORDER_READ_CONSISTENCY
     # Create the keyspace and tables at start. Off in Kubernetes, where a Job runs
     # `python -m services.recorder.migrate` once instead of every replica racing to do it.
     create_schema: bool = True  # RECORDER_CREATE_SCHEMA
-    request_timeout_seconds: float = 5.0  # RECORDER_REQUEST_TIMEOUT_SECONDS: one Cassandra query
+    # One Cassandra query; a call's own gRPC deadline shortens it, so the caller gets an
+    # answer (UNAVAILABLE) before its deadline rather than DEADLINE_EXCEEDED.
+    request_timeout_seconds: float = 5.0  # RECORDER_REQUEST_TIMEOUT_SECONDS
+    # How often the driver retries a Cassandra node it lost (the driver's default grows to 10
+    # minutes, far too long to come back after a node restart).
+    reconnect_max_seconds: float = 5.0  # RECORDER_RECONNECT_MAX_SECONDS
+    max_page_size: int = 1000  # RECORDER_MAX_PAGE_SIZE: ListRecognitions
+    max_window_days: int = 31  # RECORDER_MAX_WINDOW_DAYS: longest ListRecognitions time window
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
     log_level: str = "info"  # RECORDER_LOG_LEVEL
@@ -33,4 +48,21 @@ class Config:
 
     @classmethod
     def from_env(cls) -> "Config":
-        return from_env(cls, "RECORDER_")
+        config = from_env(cls, "RECORDER_")
+        config.datacenters()  # fail at start, not at the first migration, on a typo
+        for name in ("write_consistency", "read_consistency"):
+            if getattr(config, name).upper() not in _CONSISTENCY_LEVELS:
+                raise ConfigError(f"RECORDER_{name.upper()}={getattr(config, name)!r}: not a consistency level")
+        return config
+
+    def datacenters(self) -> dict[str, int]:
+        """Datacenter -> replication factor for the keyspace."""
+        if not self.replication:
+            return {self.local_datacenter: self.replication_factor}
+        out = {}
+        for item in self.replication:
+            dc, sep, rf = item.partition(":")
+            if not sep or not dc.strip() or not rf.strip().isdigit():
+                raise ConfigError(f"RECORDER_REPLICATION: {item!r} is not datacenter:factor")
+            out[dc.strip()] = int(rf)
+        return out

@@ -18,10 +18,12 @@ def main() -> int:
     logs.setup("recorder-migrate", config.log_level)
     cluster, session = connect(config)
     try:
-        schema.create(session, config.keyspace, config.replication_factor, config.local_datacenter)
+        schema.create(session, config.keyspace, config.datacenters())
     finally:
         cluster.shutdown()
-    logging.getLogger(__name__).info("schema ready", extra={"keyspace": config.keyspace})
+    logging.getLogger(__name__).info(
+        "schema ready", extra={"keyspace": config.keyspace, "replication": config.datacenters()}
+    )
     return 0
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
+from typing import NoReturn
 
 import grpc
 from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
@@ -13,8 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from digits.grpc_server import GrpcService
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from services.recorder import paging
 from services.recorder.config import Config
-from services.recorder.store import RecognitionStore, Record
+from services.recorder.ids import record_id, to_millis
+from services.recorder.metrics import ERRORS, RECORDS
+from services.recorder.store import DeadlineExceeded, Page, RecognitionStore, Record
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +29,38 @@ MAX_USER = 128
 MAX_FILENAME = 255
 MAX_CONTENT_TYPE = 127
 MAX_MODEL_VERSION = 64
+DEFAULT_PAGE_SIZE = 50
+# How far in the future a client's received_at may be (clock skew between machines).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 # Cassandra could not reach the consistency level or answer in time: nothing was acknowledged,
 # and the client may retry (with the same request_id).
-_UNAVAILABLE = (Unavailable, WriteTimeout, ReadTimeout, OperationTimedOut, NoHostAvailable)
+_UNAVAILABLE = (Unavailable, WriteTimeout, ReadTimeout, OperationTimedOut, NoHostAvailable, DeadlineExceeded)
+_KIND = {
+    Unavailable: "unavailable",
+    WriteTimeout: "write_timeout",
+    ReadTimeout: "read_timeout",
+    OperationTimedOut: "client_timeout",
+    DeadlineExceeded: "client_timeout",
+    NoHostAvailable: "no_host",
+}
+# What a person can do about each failure.
+_ADVICE = {
+    "unavailable": "too few replicas are up: check that the Cassandra nodes are running (nodetool status)",
+    "write_timeout": "replicas did not answer in time: a node may be down or overloaded",
+    "read_timeout": "replicas did not answer in time: a node may be down or overloaded",
+    "client_timeout": "Cassandra did not answer within the deadline: a node may be down or overloaded",
+    "no_host": "no Cassandra node can be reached: check the nodes and RECORDER_CASSANDRA_HOSTS",
+}
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(moment)
+    return out
 
 
 def _to_proto(record: Record) -> recorder_pb2.Recognition:
-    received_at = Timestamp()
-    received_at.FromDatetime(record.received_at)
     return recorder_pb2.Recognition(
         id=str(record.id),
         digit=record.digit,
@@ -44,12 +73,13 @@ def _to_proto(record: Record) -> recorder_pb2.Recognition:
         filename=record.filename,
         image_size=record.image_size,
         client_address=record.client_address,
-        received_at=received_at,
+        received_at=_timestamp(record.received_at),
     )
 
 
-def _invalid(rec: recorder_pb2.Recognition, request_id: str, max_image_bytes: int) -> str | None:
+def _invalid(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: datetime) -> str | None:
     """Why a Record request cannot be stored, or None."""
+    rec = request.recognition
     if not rec.image:
         return "recognition.image is required"
     if len(rec.image) > max_image_bytes:
@@ -68,11 +98,17 @@ def _invalid(rec: recorder_pb2.Recognition, request_id: str, max_image_bytes: in
     ):
         if len(getattr(rec, name)) > limit:
             return f"recognition.{name} is longer than {limit} characters"
-    if request_id:
+    if request.request_id:
         try:
-            uuid.UUID(request_id)
+            uuid.UUID(request.request_id)
         except ValueError:
             return "request_id must be a UUID"
+        if not rec.HasField("received_at"):
+            return "recognition.received_at is required with request_id: the record id is derived from both"
+    if rec.HasField("received_at"):
+        received_at = rec.received_at.ToDatetime(tzinfo=timezone.utc)
+        if received_at.year < 2000 or received_at > now + MAX_CLOCK_SKEW:
+            return f"recognition.received_at {received_at.isoformat()} is not a plausible upload time"
     return None
 
 
@@ -99,56 +135,167 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
 
+    # ---- helpers
+
     async def _require_store(self, context) -> RecognitionStore:  # type: ignore[no-untyped-def]
         if self._store is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "not connected to Cassandra yet; retry shortly")
         return self._store  # type: ignore[return-value]
 
+    def _deadline(self, context) -> float:  # type: ignore[no-untyped-def]
+        """Monotonic time by which Cassandra must have answered: a little before the caller's
+        deadline, so the caller hears UNAVAILABLE (and why) rather than DEADLINE_EXCEEDED."""
+        budget = self._config.request_timeout_seconds * 3
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining - min(0.2, remaining * 0.1))
+        return time.monotonic() + budget
+
+    @staticmethod
+    async def _fail(context, operation: str, kind: str, code: grpc.StatusCode, message: str) -> NoReturn:  # type: ignore[no-untyped-def]
+        ERRORS.labels(operation, kind).inc()
+        await context.abort(code, message)
+        raise AssertionError("unreachable")  # abort raises
+
+    async def _cassandra_failed(self, context, operation: str, exc: Exception, consistency: str) -> NoReturn:  # type: ignore[no-untyped-def]
+        kind = _KIND.get(type(exc), "other")
+        log.warning("cassandra failed", extra={"operation": operation, "kind": kind, "error": str(exc)})
+        if operation == "record":
+            what = f"could not store the record at {consistency}; it was not acknowledged, and retrying with the same request_id and received_at is safe"
+        else:
+            what = f"could not answer at {consistency}; retry later"
+        await self._fail(
+            context, operation, kind, grpc.StatusCode.UNAVAILABLE, f"Cassandra {what} ({kind}: {_ADVICE[kind]})"
+        )
+
+    # ---- RPCs
+
     async def Record(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
-        rec = request.recognition
-        problem = _invalid(rec, request.request_id, self._config.max_image_bytes)
+        now = datetime.now(timezone.utc)
+        problem = _invalid(request, self._config.max_image_bytes, now)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem)
+        rec = request.recognition
+        received_at = to_millis(rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now)
+        request_id = uuid.UUID(request.request_id) if request.request_id else None
+        record = Record(
+            # Without a request id there is nothing to recognise a retry by: a fresh id.
+            id=record_id(received_at, request_id or uuid.uuid4()),
+            request_id=request_id,
+            digit=rec.digit,
+            confidence=rec.confidence,
+            probabilities=list(rec.probabilities),
+            model_version=rec.model_version,
+            user=rec.user,
+            image=rec.image,
+            content_type=rec.content_type,
+            filename=rec.filename,
+            image_size=len(rec.image),
+            client_address=rec.client_address,
+            received_at=received_at,
+        )
         try:
-            record = await store.insert(
-                request_id=uuid.UUID(request.request_id) if request.request_id else None,
-                digit=rec.digit,
-                confidence=rec.confidence,
-                probabilities=list(rec.probabilities),
-                model_version=rec.model_version,
-                user=rec.user,
-                image=rec.image,
-                content_type=rec.content_type,
-                filename=rec.filename,
-                client_address=rec.client_address,
-            )
+            await store.record(record, self._deadline(context))
         except _UNAVAILABLE as exc:
-            log.warning("write failed", extra={"error": str(exc)})
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"Cassandra could not store the record at {self._config.write_consistency} "
-                f"({type(exc).__name__}); nothing was saved, retry later",
-            )
+            await self._cassandra_failed(context, "record", exc, store.write_consistency)
+        RECORDS.inc()
         log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size})
         return _to_proto(record)
 
-    async def GetRecognition(self, request, context):  # type: ignore[no-untyped-def]
+    async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
         try:
-            record_id = uuid.UUID(request.id)
+            parsed = uuid.UUID(record_id)
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"id {request.id!r} is not a UUID")
-        try:
-            record = await store.get(record_id, include_image=request.include_image)
-        except _UNAVAILABLE as exc:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"Cassandra could not answer at {self._config.read_consistency} ({type(exc).__name__}); retry later",
+            await self._fail(
+                context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, f"id {record_id!r} is not a UUID"
             )
+        try:
+            record = await store.get(parsed, self._deadline(context), include_image=include_image)
+        except _UNAVAILABLE as exc:
+            await self._cassandra_failed(context, operation, exc, store.read_consistency)
         if record is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no recognition with id {request.id}")
-        return _to_proto(record)
+            await self._fail(
+                context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}"
+            )
+        if include_image and len(record.image or b"") != record.image_size:
+            # Cannot happen with quorum reads and writes (the image is written first); say so loudly if it does.
+            await self._fail(
+                context, operation, "data_loss", grpc.StatusCode.DATA_LOSS,
+                f"the image of {record_id} has {len(record.image or b'')} of its {record.image_size} bytes",
+            )  # fmt: skip
+        return record
+
+    async def GetRecognition(self, request, context):  # type: ignore[no-untyped-def]
+        operation = "get_image" if request.include_image else "get"
+        return _to_proto(await self._read(context, operation, request.id, request.include_image))
+
+    async def GetImage(self, request, context):  # type: ignore[no-untyped-def]
+        record = await self._read(context, "get_image", request.id, include_image=True)
+        return recorder_pb2.Image(data=record.image, content_type=record.content_type, filename=record.filename)
+
+    async def ListRecognitions(self, request, context):  # type: ignore[no-untyped-def]
+        store = await self._require_store(context)
+        filter_kind = request.WhichOneof("filter")
+        operation = "list_by_user" if filter_kind == "user" else "list_by_window"
+        try:
+            query, cursor = self._list_query(request)
+        except ValueError as exc:
+            await self._fail(context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        deadline = self._deadline(context)
+        try:
+            page: Page
+            if isinstance(query, paging.UserQuery):
+                page = await store.list_by_user(query, cursor, size, deadline)
+            else:
+                page = await store.list_by_window(query, cursor, size, deadline)
+        except _UNAVAILABLE as exc:
+            await self._cassandra_failed(context, operation, exc, store.read_consistency)
+        return recorder_pb2.ListRecognitionsResponse(
+            recognitions=[_to_proto(r) for r in page.records],
+            next_page_token=paging.encode(query, page.next_cursor) if page.next_cursor else "",
+        )
+
+    def _list_query(self, request) -> tuple[paging.Query, paging.Cursor | None]:  # type: ignore[no-untyped-def]
+        """The query and where to continue it; ValueError says what is wrong with the request."""
+        if not 0 <= request.page_size <= self._config.max_page_size:
+            raise ValueError(f"page_size must be within 1..{self._config.max_page_size} (0 means {DEFAULT_PAGE_SIZE})")
+        kind = request.WhichOneof("filter")
+        if kind is None:
+            raise ValueError("set either user or window")
+        if kind == "user" and not request.user:
+            raise ValueError("user must not be empty (anonymous uploads are only listed by time window)")
+        if len(request.user) > MAX_USER:
+            raise ValueError(f"user is longer than {MAX_USER} characters")
+        if request.page_token:
+            query, cursor = paging.decode(request.page_token)  # BadToken is a ValueError
+            if not self._same_query(request, query):
+                raise ValueError("page_token belongs to another query; start again without it")
+            return query, cursor
+        if kind == "user":
+            return paging.UserQuery(request.user), None
+        window = request.window
+        until = to_millis(window.until.ToDatetime(tzinfo=timezone.utc) if window.HasField("until") else datetime.now(timezone.utc))
+        since = to_millis(window.since.ToDatetime(tzinfo=timezone.utc)) if window.HasField("since") else until - timedelta(days=1)
+        if since > until:
+            raise ValueError("window.since is after window.until")
+        if until - since > timedelta(days=self._config.max_window_days):
+            raise ValueError(f"the window is longer than {self._config.max_window_days} days; page through shorter ones")
+        return paging.WindowQuery(since, until), None
+
+    @staticmethod
+    def _same_query(request, query: paging.Query) -> bool:  # type: ignore[no-untyped-def]
+        if isinstance(query, paging.UserQuery):
+            return request.WhichOneof("filter") == "user" and request.user == query.user
+        if request.WhichOneof("filter") != "window":
+            return False
+        # Unset bounds take the token's (defaults were resolved on the first page).
+        w = request.window
+        return (not w.HasField("since") or to_millis(w.since.ToDatetime(tzinfo=timezone.utc)) == query.since) and (
+            not w.HasField("until") or to_millis(w.until.ToDatetime(tzinfo=timezone.utc)) == query.until
+        )
 
 
 def build(config: Config) -> GrpcService:

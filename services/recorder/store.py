@@ -1,5 +1,21 @@
 """Recognition records in Cassandra, through the DataStax driver with prepared statements.
 
+Writing a record (see ``schema.py`` for the tables):
+
+1. the image chunks, each an idempotent single-partition INSERT;
+2. then one LOGGED BATCH of the small rows: ``recognitions``, ``recognitions_by_day`` and, for
+   a named user, ``recognitions_by_user`` and ``user_months``. The batch log makes Cassandra
+   finish all of them once any is applied, so no listing ever shows a record that the others
+   miss.
+
+Every record is found through the batch's rows, which are written after the image, so a
+record that can be found always has its image. A write that fails between the two steps
+leaves only unreachable image chunks, which a retry (same ids) overwrites.
+
+Every value is deterministic (the id comes from the request, see ``ids.py``), so every
+statement is an idempotent upsert: the driver may retry it on another node, and the recorder
+retries timeouts itself while the caller's deadline allows.
+
 The driver's futures complete on its own I/O thread; ``_result`` hands them to the asyncio
 loop so the gRPC handlers never block a thread per query.
 """
@@ -7,19 +23,24 @@ loop so the gRPC handlers never block a thread per query.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, OperationTimedOut, WriteTimeout
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import dict_factory
-from cassandra.util import uuid_from_time
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
+from cassandra.util import min_uuid_from_time
 
 from services.recorder import schema
 from services.recorder.config import Config
+from services.recorder.metrics import CASSANDRA_SECONDS
+from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, days_back, month_of
 
 
 @dataclass(frozen=True)
@@ -41,10 +62,18 @@ class Record:
     received_at: datetime
 
 
-_COLUMNS = (
-    "id, request_id, digit, confidence, probabilities, model_version, user, image, "
-    "content_type, filename, image_size, client_address, received_at"
-)
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    next_cursor: Cursor | None
+
+
+class DeadlineExceeded(Exception):
+    """No time is left in the caller's deadline for another Cassandra query."""
+
+
+_COLUMNS = tuple(schema.RECORD_COLUMNS)
+_COLUMN_LIST = ", ".join(_COLUMNS)
 
 
 def _result(future: ResponseFuture) -> asyncio.Future:
@@ -80,6 +109,10 @@ def connect(config: Config) -> tuple[Cluster, Session]:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=5,
+        # Nodes that restart are back in use within seconds (the default waits up to 10 min).
+        reconnection_policy=ExponentialReconnectionPolicy(0.5, config.reconnect_max_seconds),
+        # Not wait_for_ready: a down cluster must turn into a prompt UNAVAILABLE.
+        control_connection_timeout=5,
     )
     try:
         return cluster, cluster.connect()
@@ -88,93 +121,202 @@ def connect(config: Config) -> tuple[Cluster, Session]:
         raise
 
 
+def _row_to_record(row: dict[str, Any], image: bytes | None = None) -> Record:
+    received_at = row["received_at"]
+    if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
+        received_at = received_at.replace(tzinfo=timezone.utc)
+    return Record(
+        id=row["id"],
+        request_id=row["request_id"],
+        digit=row["digit"],
+        confidence=row["confidence"],
+        probabilities=list(row["probabilities"] or []),
+        model_version=row["model_version"] or "",
+        user=row["user"] or "",
+        image=image,
+        content_type=row["content_type"] or "",
+        filename=row["filename"] or "",
+        image_size=row["image_size"] or 0,
+        client_address=row["client_address"] or "",
+        received_at=received_at,
+    )
+
+
 class RecognitionStore:
     def __init__(self, session: Session, config: Config) -> None:
         self._session = session
+        self._config = config
+        self.write_consistency = config.write_consistency.upper()
+        self.read_consistency = config.read_consistency.upper()
         ks = config.keyspace
-        write_cl = ConsistencyLevel.name_to_value[config.write_consistency.upper()]
-        read_cl = ConsistencyLevel.name_to_value[config.read_consistency.upper()]
-        self._insert = session.prepare(
-            f"INSERT INTO {ks}.recognitions ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})"
-        )
-        self._insert.consistency_level = write_cl
-        # Inserting the same id twice writes the same values: safe for the driver to retry.
-        self._insert.is_idempotent = True
-        # Without the image unless asked: it is by far the largest column.
-        self._select = {}
-        for with_image in (False, True):
-            columns = _COLUMNS if with_image else _COLUMNS.replace(" image,", "")
-            statement = session.prepare(f"SELECT {columns} FROM {ks}.recognitions WHERE id = ?")
-            statement.consistency_level = read_cl
+        write_cl = ConsistencyLevel.name_to_value[self.write_consistency]
+        read_cl = ConsistencyLevel.name_to_value[self.read_consistency]
+        self._write_cl = write_cl
+
+        def prepare(cql: str, consistency: int) -> PreparedStatement:
+            statement = session.prepare(cql)
+            statement.consistency_level = consistency
+            # Every statement here reads, or upserts deterministic values: safe to retry.
             statement.is_idempotent = True
-            self._select[with_image] = statement
+            return statement
+
+        marks = ", ".join("?" * len(_COLUMNS))
+        self._insert_chunk = prepare(f"INSERT INTO {ks}.images (id, chunk, data) VALUES (?, ?, ?)", write_cl)
+        self._insert = prepare(f"INSERT INTO {ks}.recognitions ({_COLUMN_LIST}) VALUES ({marks})", write_cl)
+        self._insert_by_day = prepare(
+            f"INSERT INTO {ks}.recognitions_by_day (day, {_COLUMN_LIST}) VALUES (?, {marks})", write_cl
+        )
+        self._insert_by_user = prepare(
+            f"INSERT INTO {ks}.recognitions_by_user (month, {_COLUMN_LIST}) VALUES (?, {marks})", write_cl
+        )
+        self._insert_user_month = prepare(f"INSERT INTO {ks}.user_months (user, month) VALUES (?, ?)", write_cl)
+        self._select = prepare(f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions WHERE id = ?", read_cl)
+        self._select_chunks = prepare(f"SELECT chunk, data FROM {ks}.images WHERE id = ?", read_cl)
+        self._select_months = prepare(f"SELECT month FROM {ks}.user_months WHERE user = ?", read_cl)
+        by_user = f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions_by_user WHERE user = ? AND month = ?"
+        self._by_user = prepare(f"{by_user} LIMIT ?", read_cl)
+        self._by_user_after = prepare(f"{by_user} AND id < ? LIMIT ?", read_cl)
+        self._by_day = prepare(
+            f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions_by_day WHERE day = ? AND id >= ? AND id < ? LIMIT ?",
+            read_cl,
+        )
 
     @classmethod
     def open(cls, config: Config) -> tuple[Cluster, "RecognitionStore"]:
         cluster, session = connect(config)
         try:
             if config.create_schema:
-                schema.create(session, config.keyspace, config.replication_factor, config.local_datacenter)
+                schema.create(session, config.keyspace, config.datacenters())
             return cluster, cls(session, config)
         except BaseException:
             cluster.shutdown()
             raise
 
-    async def insert(
-        self,
-        *,
-        request_id: uuid.UUID | None,
-        digit: int,
-        confidence: float,
-        probabilities: list[float],
-        model_version: str,
-        user: str,
-        image: bytes,
-        content_type: str,
-        filename: str,
-        client_address: str,
-    ) -> Record:
-        received_at = datetime.now(timezone.utc)
-        record = Record(
-            id=uuid_from_time(received_at),
-            request_id=request_id,
-            digit=digit,
-            confidence=confidence,
-            probabilities=probabilities,
-            model_version=model_version,
-            user=user,
-            image=image,
-            content_type=content_type,
-            filename=filename,
-            image_size=len(image),
-            client_address=client_address,
-            # Cassandra stores milliseconds; return what a later read will return.
-            received_at=received_at.replace(microsecond=received_at.microsecond // 1000 * 1000),
-        )
-        values = [getattr(record, name.strip()) for name in _COLUMNS.split(",")]
-        await _result(self._session.execute_async(self._insert, values))
-        return record
+    # ---- queries, within the caller's deadline
 
-    async def get(self, record_id: uuid.UUID, include_image: bool = False) -> Record | None:
-        rows = await _result(self._session.execute_async(self._select[include_image], [record_id]))
+    async def _execute(self, statement: Any, values: Sequence[Any], deadline: float) -> list[dict[str, Any]]:
+        """One query, with the driver's timeout cut to what is left of ``deadline`` (monotonic)."""
+        left = deadline - time.monotonic()
+        if left <= 0.05:
+            raise DeadlineExceeded()
+        timeout = min(self._config.request_timeout_seconds, left)
+        rows = await _result(self._session.execute_async(statement, values, timeout=timeout))
+        return list(rows or [])
+
+    async def _write(self, statement: Any, values: Sequence[Any], deadline: float) -> None:
+        """An idempotent write; timeouts are retried while the deadline allows.
+
+        A write timeout usually means a replica died and the coordinator has not noticed yet
+        (the failure detector needs several seconds); the next attempt, a little later, goes
+        through once it has. Unavailable is not retried: the cluster already knows too few
+        replicas are up, and the caller should hear it at once.
+        """
+        pause = 0.1
+        while True:
+            try:
+                await self._execute(statement, values, deadline)
+                return
+            except (WriteTimeout, OperationTimedOut):
+                if deadline - time.monotonic() < pause + 0.25:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    # ---- writes
+
+    async def record(self, record: Record, deadline: float) -> None:
+        """Store ``record`` (image included) at the write consistency level."""
+        assert record.image is not None
+        started = time.perf_counter()
+        image = record.image
+        chunks = [image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)]
+        await asyncio.gather(
+            *(self._write(self._insert_chunk, [record.id, n, chunk], deadline) for n, chunk in enumerate(chunks))
+        )
+        values = [getattr(record, name) for name in _COLUMNS]
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._write_cl)
+        batch.is_idempotent = True
+        batch.add(self._insert, values)
+        batch.add(self._insert_by_day, [day_of(record.received_at), *values])
+        if record.user:
+            month = month_of(record.received_at)
+            batch.add(self._insert_by_user, [month, *values])
+            batch.add(self._insert_user_month, [record.user, month])
+        await self._write(batch, (), deadline)
+        CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
+
+    # ---- reads
+
+    async def get(self, record_id: uuid.UUID, deadline: float, include_image: bool = False) -> Record | None:
+        started = time.perf_counter()
+        if include_image:
+            rows, image = await asyncio.gather(
+                self._execute(self._select, [record_id], deadline), self._image(record_id, deadline)
+            )
+        else:
+            rows, image = await self._execute(self._select, [record_id], deadline), None
+        CASSANDRA_SECONDS.labels("get_image" if include_image else "get", self.read_consistency).observe(
+            time.perf_counter() - started
+        )
         if not rows:
             return None
-        row = rows[0]
-        received_at = row["received_at"]
-        if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
-            received_at = received_at.replace(tzinfo=timezone.utc)
-        return Record(
-            id=row["id"],
-            request_id=row["request_id"],
-            digit=row["digit"],
-            confidence=row["confidence"],
-            probabilities=list(row["probabilities"] or []),
-            model_version=row["model_version"] or "",
-            user=row["user"] or "",
-            image=row.get("image"),
-            content_type=row["content_type"] or "",
-            filename=row["filename"] or "",
-            image_size=row["image_size"] or 0,
-            client_address=row["client_address"] or "",
-            received_at=received_at,
-        )
+        return _row_to_record(rows[0], image)
+
+    async def _image(self, record_id: uuid.UUID, deadline: float) -> bytes:
+        rows = await self._execute(self._select_chunks, [record_id], deadline)
+        return b"".join(row["data"] for row in sorted(rows, key=lambda r: r["chunk"]))
+
+    async def list_by_user(self, query: UserQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
+        started = time.perf_counter()
+        months = [row["month"] for row in await self._execute(self._select_months, [query.user], deadline)]
+        months = [_as_date(m) for m in months]
+        if cursor is not None:
+            months = [m for m in months if m <= cursor.bucket]
+        found: list[Record] = []
+        page: Page | None = None
+        for i, month in enumerate(months):
+            need = size - len(found)
+            after = cursor.after if cursor is not None and month == cursor.bucket else None
+            if after is None:
+                rows = await self._execute(self._by_user, [query.user, month, need + 1], deadline)
+            else:
+                rows = await self._execute(self._by_user_after, [query.user, month, after, need + 1], deadline)
+            found += [_row_to_record(row) for row in rows[:need]]
+            if len(found) == size:
+                if len(rows) > need:
+                    page = Page(found, Cursor(month, found[-1].id))
+                elif i + 1 < len(months):
+                    page = Page(found, Cursor(months[i + 1]))
+                break
+        CASSANDRA_SECONDS.labels("list_by_user", self.read_consistency).observe(time.perf_counter() - started)
+        return page or Page(found, None)
+
+    async def list_by_window(self, query: WindowQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
+        started = time.perf_counter()
+        lowest = min_uuid_from_time(query.since.timestamp())
+        # The newest day holds rows up to `until` (exclusive); an empty window has no days.
+        newest_day = day_of(query.until - timedelta(milliseconds=1))
+        days = days_back(newest_day, day_of(query.since)) if query.until > query.since else []
+        if cursor is not None:
+            days = [d for d in days if d <= cursor.bucket]
+        found: list[Record] = []
+        page: Page | None = None
+        for i, day in enumerate(days):
+            need = size - len(found)
+            after = cursor.after if cursor is not None and day == cursor.bucket else None
+            upper = after if after is not None else min_uuid_from_time(query.until.timestamp())
+            rows = await self._execute(self._by_day, [day, lowest, upper, need + 1], deadline)
+            found += [_row_to_record(row) for row in rows[:need]]
+            if len(found) == size:
+                if len(rows) > need:
+                    page = Page(found, Cursor(day, found[-1].id))
+                elif i + 1 < len(days):
+                    page = Page(found, Cursor(days[i + 1]))
+                break
+        CASSANDRA_SECONDS.labels("list_by_window", self.read_consistency).observe(time.perf_counter() - started)
+        return page or Page(found, None)
+
+
+def _as_date(value: Any) -> date:
+    """The driver returns its own Date type for CQL date columns."""
+    return value if isinstance(value, date) else value.date()

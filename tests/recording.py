@@ -1,0 +1,35 @@
+"""Building Recorder requests in tests (integration and cluster suites share these)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from digits.v1 import recorder_pb2
+from tests.helpers import DATA
+
+SEVEN = (DATA / "seven.png").read_bytes()
+
+
+def timestamp(moment: datetime | None = None) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment or datetime.now(timezone.utc))
+    return stamp
+
+
+def recognition(**overrides) -> recorder_pb2.Recognition:
+    fields = dict(
+        digit=7, confidence=0.98, probabilities=[0.0] * 7 + [0.98, 0.02, 0.0], model_version="abc123",
+        user="ada", image=SEVEN, content_type="image/png", filename="seven.png", client_address="127.0.0.1",
+    )  # fmt: skip
+    fields.update(overrides)
+    return recorder_pb2.Recognition(**fields)
+
+
+def record_request(received_at: datetime | None = None, **overrides) -> recorder_pb2.RecordRequest:
+    """A request as the gateway sends it: a fresh request id and the time of receipt."""
+    return recorder_pb2.RecordRequest(
+        request_id=str(uuid.uuid4()), recognition=recognition(received_at=timestamp(received_at), **overrides)
+    )

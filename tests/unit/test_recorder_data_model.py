@@ -1,0 +1,104 @@
+"""Pure functions of the recorder's data model: record ids, page tokens, buckets, schema, config."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from digits.config import ConfigError
+from services.recorder import paging, schema
+from services.recorder.config import Config
+from services.recorder.ids import id_time, record_id, to_millis
+
+
+def test_record_id_is_deterministic_time_based_and_distinct_per_request():
+    moment = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    request = uuid.uuid4()
+    first = record_id(moment, request)
+    assert first == record_id(moment, request)
+    assert first.version == 1
+    assert id_time(first) == to_millis(moment) == moment.replace(microsecond=123000)
+    others = {record_id(moment, uuid.uuid4()) for _ in range(1000)}
+    assert first not in others and len(others) == 1000
+
+
+def test_record_ids_sort_by_time():
+    request = uuid.uuid4()
+    early = record_id(datetime(2026, 1, 1, tzinfo=timezone.utc), request)
+    late = record_id(datetime(2026, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc), request)
+    assert early.time < late.time
+
+
+def test_to_millis_converts_to_utc():
+    plus_two = timezone(timedelta(hours=2))
+    assert to_millis(datetime(2026, 1, 1, 2, 0, tzinfo=plus_two)) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        paging.UserQuery("ada lovelace ✓"),
+        paging.WindowQuery(
+            datetime(2026, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+        ),
+    ],
+)
+def test_page_tokens_round_trip(query):
+    cursor = paging.Cursor(date(2026, 1, 1), uuid.uuid1())
+    assert paging.decode(paging.encode(query, cursor)) == (query, cursor)
+    assert paging.decode(paging.encode(query, paging.Cursor(date(2025, 12, 1)))) == (
+        query,
+        paging.Cursor(date(2025, 12, 1)),
+    )
+
+
+@pytest.mark.parametrize(
+    "token", ["", "!!!", "bnVsbA", "e30", "eyJiIjoiMjAyNi0wMS0wMSJ9", "eyJiIjoieCIsInUiOiJhIn0", "a" * 600]
+)
+def test_malformed_page_tokens_are_refused(token):
+    with pytest.raises(paging.BadToken):
+        paging.decode(token)
+
+
+def test_days_back_lists_newest_first_inclusive():
+    assert paging.days_back(date(2026, 3, 1), date(2026, 2, 27)) == [
+        date(2026, 3, 1), date(2026, 2, 28), date(2026, 2, 27)
+    ]  # fmt: skip
+    assert paging.month_of(datetime(2026, 3, 31, 23, 59, tzinfo=timezone.utc)) == date(2026, 3, 1)
+
+
+def test_schema_validates_identifiers_and_replication():
+    with pytest.raises(ValueError):
+        schema.statements("bad-name; DROP", {"dc1": 3})
+    with pytest.raises(ValueError):
+        schema.statements("digits", {"dc1'": 3})
+    with pytest.raises(ValueError):
+        schema.statements("digits", {"dc1": 0})
+    first = schema.statements("digits", {"dc1": 3, "dc2": 2})[0]
+    assert "'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2" in first
+
+
+def test_every_listing_table_is_bucketed_and_sorted_newest_first():
+    cql = "\n".join(schema.statements("digits", {"dc1": 3}))
+    assert "PRIMARY KEY ((user, month), id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "PRIMARY KEY (day, id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "image blob" not in cql  # the image lives in its own table, once
+
+
+def test_replication_and_consistency_come_from_the_environment(monkeypatch):
+    for name in ("RECORDER_REPLICATION", "RECORDER_REPLICATION_FACTOR", "RECORDER_WRITE_CONSISTENCY"):
+        monkeypatch.delenv(name, raising=False)
+    assert Config.from_env().datacenters() == {"datacenter1": 3}
+    monkeypatch.setenv("RECORDER_REPLICATION", "dc1:3, dc2:5")
+    monkeypatch.setenv("RECORDER_WRITE_CONSISTENCY", "each_quorum")
+    config = Config.from_env()
+    assert config.datacenters() == {"dc1": 3, "dc2": 5} and config.write_consistency == "each_quorum"
+    monkeypatch.setenv("RECORDER_REPLICATION", "dc1")
+    with pytest.raises(ConfigError):
+        Config.from_env()
+    monkeypatch.setenv("RECORDER_REPLICATION", "dc1:3")
+    monkeypatch.setenv("RECORDER_WRITE_CONSISTENCY", "MOSTLY")
+    with pytest.raises(ConfigError):
+        Config.from_env()
