@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -151,3 +152,19 @@ class GrpcService:
         await self.start()
         await stop.wait()
         await self.stop()
+
+
+def main(name: str, config: Any, build: Callable[[Any], GrpcService], secrets: Sequence[str] = ()) -> None:
+    """The entry point of a gRPC service: JSON logs, /metrics, serve until SIGTERM.
+
+    ``config`` is the service's settings object; it must have ``log_level``, ``host`` and
+    ``metrics_port``. ``secrets`` names its fields to mask in the start-up log line.
+    """
+    from digits import logs
+    from digits.config import describe
+    from digits.metrics import serve_metrics
+
+    logs.setup(name, config.log_level)
+    log.info("starting", extra={"config": describe(config, tuple(secrets))})
+    serve_metrics(config.host, config.metrics_port)
+    asyncio.run(build(config).run_until_signalled())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class DigitModel:
     """A loaded model: ``predict`` maps float32 [N, 28, 28, 1] in [0, 1] to probabilities [N, 10]."""
 
     def __init__(self, model_dir: str | Path) -> None:
+        # TensorFlow's C++ start-up chatter is not JSON and drowns the service's own logs.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf  # imported here so that modules importing this one stay light
 
         model_dir = Path(model_dir)

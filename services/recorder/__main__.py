@@ -1,22 +1,8 @@
 """``python -m services.recorder``: run the Recorder gRPC service."""
 
-import asyncio
-import logging
-
-from digits import logs
-from digits.config import describe
-from digits.metrics import serve_metrics
+from digits.grpc_server import main
 from services.recorder.config import Config
 from services.recorder.server import build
 
-
-def main() -> None:
-    config = Config.from_env()
-    logs.setup("recorder", config.log_level)
-    logging.getLogger(__name__).info("starting", extra={"config": describe(config, Config.SECRETS)})
-    serve_metrics(config.host, config.metrics_port)
-    asyncio.run(build(config).run_until_signalled())
-
-
 if __name__ == "__main__":
-    main()
+    main("recorder", Config.from_env(), build, Config.SECRETS)
