@@ -5,7 +5,11 @@ the recognizer waits a little for company instead of calling the model once per 
 policy is TF Serving's: after the first item arrives, collect more until the batch is full or
 ``max_wait_seconds`` has passed (TF Serving's guidance for ``batch_timeout_micros`` is about
 1 ms on CPU), then make one call. While that call runs, new items queue up and form the next
-batch, so batches grow by themselves as load rises and a lone request pays at most the wait.
+batch, so batches grow by themselves as load rises.
+
+Waiting only pays when company is coming. An optional ``incoming`` callable says how many items
+are already on their way (the server counts images being decoded); when it says none, the
+batch runs at once, so a lone request never pays the wait.
 
 The model runs on one dedicated thread: calls never overlap (TensorFlow already uses every
 core inside one call), and the event loop is never blocked.
@@ -56,6 +60,7 @@ class Batcher(Generic[In, Out]):
         max_wait_seconds: float,
         observe: BatchObserver | None = None,
         thread_name: str = "inference",
+        incoming: Callable[[], int] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
@@ -65,9 +70,10 @@ class Batcher(Generic[In, Out]):
         self.max_wait_seconds = max_wait_seconds
         self._run_batch = run_batch
         self._observe = observe
+        self._incoming = incoming
         self._pending: deque[_Item[In, Out]] = deque()
         self._has_items = asyncio.Event()
-        self._is_full = asyncio.Event()
+        self._run_now = asyncio.Event()
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
         self._collector = asyncio.get_running_loop().create_task(self._collect())
@@ -94,22 +100,27 @@ class Batcher(Generic[In, Out]):
     def _signal(self) -> None:
         if self._pending or self._closing:  # closing wakes the collector so that it can return
             self._has_items.set()
-        if len(self._pending) >= self.max_batch_size or self._closing:
-            self._is_full.set()  # also ends the wait when closing: drain at once
+        # Run without waiting (further) when the batch is full, when nothing more is on its
+        # way, or when closing (drain at once).
+        if len(self._pending) >= self.max_batch_size or self._closing or not self._company_coming():
+            self._run_now.set()
 
     async def _collect(self) -> None:
         while True:
             await self._has_items.wait()
             if not self._pending and self._closing:
                 return
-            if not self._is_full.is_set() and self.max_wait_seconds > 0:
+            if not self._run_now.is_set() and self.max_wait_seconds > 0 and self._company_coming():
                 try:
-                    await asyncio.wait_for(self._is_full.wait(), self.max_wait_seconds)
+                    await asyncio.wait_for(self._run_now.wait(), self.max_wait_seconds)
                 except TimeoutError:
                     pass
             batch = self._take()
             if batch:
                 await self._run(batch)
+
+    def _company_coming(self) -> bool:
+        return self._incoming is None or self._incoming() > 0
 
     def _take(self) -> list[_Item[In, Out]]:
         batch: list[_Item[In, Out]] = []
@@ -120,7 +131,7 @@ class Batcher(Generic[In, Out]):
         if not self._pending and not self._closing:
             self._has_items.clear()
         if len(self._pending) < self.max_batch_size and not self._closing:
-            self._is_full.clear()
+            self._run_now.clear()
         return batch
 
     async def _run(self, batch: list[_Item[In, Out]]) -> None:

@@ -59,6 +59,8 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         self._executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="recognizer")
         self._model: DigitModel | None = None
         self._batcher: Batcher[np.ndarray, np.ndarray] | None = None
+        # Images being decoded right now: each will reach the batcher shortly.
+        self._decoding = 0
 
     async def load(self) -> None:
         # Batching off is a batch size of one: the same code path, one model call per image.
@@ -85,7 +87,10 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             INFERENCE_SECONDS.labels(version).observe(time.perf_counter() - start)
             return list(probabilities)
 
-        self._batcher = Batcher(infer, max_batch, max_wait, observe=observe, thread_name="recognizer-model")
+        self._batcher = Batcher(
+            infer, max_batch, max_wait, observe=observe, thread_name="recognizer-model",
+            incoming=lambda: self._decoding,
+        )  # fmt: skip
         self._model = model
         MODEL_INFO.labels(version).set(1)
         log.info("batching", extra={"max_batch_size": max_batch, "max_wait_seconds": max_wait})
@@ -110,11 +115,14 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
 
     async def _field(self, data: bytes) -> np.ndarray | preprocess.ImageError:
         """The model input for one image, or why there is none."""
+        self._decoding += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._preprocess, data)
         except preprocess.ImageError as exc:
             REJECTED.labels(exc.reason).inc()
             return exc
+        finally:
+            self._decoding -= 1
 
     async def _classify(
         self, batcher: Batcher, fields: list[np.ndarray], context: grpc.aio.ServicerContext

@@ -209,3 +209,35 @@ def test_nonsense_settings_are_refused(size, wait):
             Batcher(FakeModel(), max_batch_size=size, max_wait_seconds=wait)
 
     run(main)
+
+
+def test_a_lone_item_runs_at_once_when_nothing_else_is_on_its_way():
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0)
+        start = time.perf_counter()
+        assert await batcher.submit(1) == 2
+        assert time.perf_counter() - start < 1.0  # did not wait the 2 s for company
+        await batcher.close()
+
+    run(main)
+
+
+def test_the_batcher_waits_for_items_announced_as_on_their_way():
+    model = FakeModel()
+    on_the_way = [1]
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: on_the_way[0])
+        start = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.2)  # the announced item is still being decoded
+        on_the_way[0] = 0
+        second = await batcher.submit(2)
+        assert (await first, second) == (2, 4)
+        assert model.batches == [[1, 2]]  # the first waited and shared the call
+        assert time.perf_counter() - start < 1.5  # ...but no longer than until the last one came
+        await batcher.close()
+
+    run(main)
