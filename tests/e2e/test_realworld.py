@@ -1,0 +1,74 @@
+"""Accuracy on realistic uploads through the public HTTP API: a regression in decoding or
+preprocessing (or a worse model) fails the suite.
+
+A smaller, deterministic cut of what `make eval-realworld` measures (benchmarks/evalsets.py),
+against the whole stack as processes. The thresholds sit below the targets (≥ 98% transformed
+MNIST, ≥ 90% printed) by a margin for the sampling noise of a small set.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from benchmarks import evalsets
+from benchmarks.realworld import recognise_all
+from scripts.devstack import Stack, StackConfig
+from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
+from tests.helpers import free_port, mnist_test
+
+TRANSFORMED = 180  # 30 per set
+PRINTED = 120  # the first 12 fonts (in sorted order), digits 0-9
+
+
+@pytest.fixture(scope="module")
+def stack(cassandra, tmp_path_factory):
+    # Default upload limit (10 MiB): these are real-sized photos.
+    config = StackConfig(
+        run_dir=tmp_path_factory.mktemp("realworld"),
+        cassandra_hosts=(TEST_CASSANDRA_HOST,),
+        cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
+        recognizer_port=free_port(),
+        recorder_port=free_port(),
+        gateway_port=free_port(),
+        recognizer_metrics_port=free_port(),
+        recorder_metrics_port=free_port(),
+        keyspace="digits_realworld",
+        manage_cassandra=False,
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def tally(stack):
+    images, labels = mnist_test(10_000)
+    uploads = [
+        *evalsets.transformed_mnist(images, labels, TRANSFORMED, seed=1),
+        *itertools.islice(evalsets.printed_digits(seed=1), PRINTED),
+    ]
+    return recognise_all(stack.config.gateway_url, uploads)
+
+
+def test_every_set_and_format_is_exercised(tally):
+    assert {s: tally.total[s] for s in evalsets.MNIST_SETS} == {s: TRANSFORMED // 6 for s in evalsets.MNIST_SETS}
+    assert tally.total[evalsets.PRINTED_SET] == PRINTED
+
+
+def test_transformed_mnist_uploads_are_recognised(tally):
+    accuracy = tally.accuracy("transformed MNIST")
+    assert accuracy >= 0.96, "\n".join(tally.wrong)
+
+
+def test_printed_digits_are_recognised(tally):
+    accuracy = tally.accuracy(evalsets.PRINTED_SET)
+    assert accuracy >= 0.85, "\n".join(tally.wrong)
+
+
+def test_no_realistic_upload_is_refused(tally):
+    assert sum(tally.refused[s] for s in (*evalsets.MNIST_SETS, evalsets.PRINTED_SET)) == 0, "\n".join(tally.wrong)
