@@ -38,6 +38,9 @@ class Config:
     # How often the driver retries a Cassandra node it lost (the driver's default grows to 10
     # minutes, far too long to come back after a node restart).
     reconnect_max_seconds: float = 5.0  # RECORDER_RECONNECT_MAX_SECONDS
+    # When Cassandra cannot write a logged batch's batch log (a node just died and is not yet
+    # detected as down), write the same rows unlogged instead of failing: see store.py.
+    batchlog_fallback: bool = True  # RECORDER_BATCHLOG_FALLBACK
     max_page_size: int = 1000  # RECORDER_MAX_PAGE_SIZE: ListRecognitions
     max_window_days: int = 31  # RECORDER_MAX_WINDOW_DAYS: longest ListRecognitions time window
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES

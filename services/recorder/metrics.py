@@ -18,3 +18,8 @@ ERRORS = Counter(
     ["operation", "kind"],
 )
 RECORDS = Counter("digits_recorder_records_total", "Records acknowledged (retries of one request included).")
+BATCHLOG_FALLBACKS = Counter(
+    "digits_recorder_batchlog_fallbacks_total",
+    "Records whose rows were written without the batch log because Cassandra could not write it "
+    "(a batch log replica down and not yet detected).",
+)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import NoReturn
 
 import grpc
-from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unauthorized, Unavailable, WriteTimeout
 from cassandra.cluster import Cluster, NoHostAvailable
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -35,7 +35,11 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 # Cassandra could not reach the consistency level or answer in time: nothing was acknowledged,
 # and the client may retry (with the same request_id).
-_UNAVAILABLE = (Unavailable, WriteTimeout, ReadTimeout, OperationTimedOut, NoHostAvailable, DeadlineExceeded)
+# Unauthorized is here because Cassandra checks permissions by reading system_auth at
+# LOCAL_QUORUM too: with too few nodes up, that read fails as "Unauthorized".
+_UNAVAILABLE = (
+    Unavailable, WriteTimeout, ReadTimeout, OperationTimedOut, NoHostAvailable, DeadlineExceeded, Unauthorized,
+)  # fmt: skip
 _KIND = {
     Unavailable: "unavailable",
     WriteTimeout: "write_timeout",
@@ -51,7 +55,15 @@ _ADVICE = {
     "read_timeout": "replicas did not answer in time: a node may be down or overloaded",
     "client_timeout": "Cassandra did not answer within the deadline: a node may be down or overloaded",
     "no_host": "no Cassandra node can be reached: check the nodes and RECORDER_CASSANDRA_HOSTS",
+    "auth_unavailable": "too few replicas of system_auth are up to check permissions: check the Cassandra nodes",
+    "unauthorized": "the recorder's role lacks a permission: GRANT SELECT, MODIFY on the keyspace to it",
 }
+
+
+def _kind(exc: Exception) -> str:
+    if isinstance(exc, Unauthorized):
+        return "auth_unavailable" if "consistency level" in str(exc) else "unauthorized"
+    return _KIND.get(type(exc), "other")
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -158,15 +170,14 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         raise AssertionError("unreachable")  # abort raises
 
     async def _cassandra_failed(self, context, operation: str, exc: Exception, consistency: str) -> NoReturn:  # type: ignore[no-untyped-def]
-        kind = _KIND.get(type(exc), "other")
+        kind = _kind(exc)
         log.warning("cassandra failed", extra={"operation": operation, "kind": kind, "error": str(exc)})
         if operation == "record":
             what = f"could not store the record at {consistency}; it was not acknowledged, and retrying with the same request_id and received_at is safe"
         else:
             what = f"could not answer at {consistency}; retry later"
-        await self._fail(
-            context, operation, kind, grpc.StatusCode.UNAVAILABLE, f"Cassandra {what} ({kind}: {_ADVICE[kind]})"
-        )
+        code = grpc.StatusCode.PERMISSION_DENIED if kind == "unauthorized" else grpc.StatusCode.UNAVAILABLE
+        await self._fail(context, operation, kind, code, f"Cassandra {what} ({kind}: {_ADVICE.get(kind, str(exc))})")
 
     # ---- RPCs
 

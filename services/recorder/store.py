@@ -23,6 +23,7 @@ loop so the gRPC handlers never block a thread per query.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from cassandra import ConsistencyLevel, OperationTimedOut, WriteTimeout
+from cassandra import ConsistencyLevel, OperationTimedOut, WriteTimeout, WriteType
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
@@ -39,7 +40,7 @@ from cassandra.util import min_uuid_from_time
 
 from services.recorder import schema
 from services.recorder.config import Config
-from services.recorder.metrics import CASSANDRA_SECONDS
+from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
 from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, days_back, month_of
 
 
@@ -71,6 +72,8 @@ class Page:
 class DeadlineExceeded(Exception):
     """No time is left in the caller's deadline for another Cassandra query."""
 
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = tuple(schema.RECORD_COLUMNS)
 _COLUMN_LIST = ", ".join(_COLUMNS)
@@ -119,6 +122,11 @@ def connect(config: Config) -> tuple[Cluster, Session]:
     except BaseException:
         cluster.shutdown()
         raise
+
+
+def _batch_log_failed(exc: Exception) -> bool:
+    """The coordinator could not write the batch log: none of the batch was applied."""
+    return isinstance(exc, WriteTimeout) and exc.write_type == WriteType.BATCH_LOG
 
 
 def _row_to_record(row: dict[str, Any], image: bytes | None = None) -> Record:
@@ -216,8 +224,8 @@ class RecognitionStore:
             try:
                 await self._execute(statement, values, deadline)
                 return
-            except (WriteTimeout, OperationTimedOut):
-                if deadline - time.monotonic() < pause + 0.25:
+            except (WriteTimeout, OperationTimedOut) as exc:
+                if _batch_log_failed(exc) or deadline - time.monotonic() < pause + 0.25:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
@@ -233,8 +241,26 @@ class RecognitionStore:
         await asyncio.gather(
             *(self._write(self._insert_chunk, [record.id, n, chunk], deadline) for n, chunk in enumerate(chunks))
         )
+        try:
+            await self._write(self._rows(record, BatchType.LOGGED), (), deadline)
+        except WriteTimeout as exc:
+            if not _batch_log_failed(exc) or not self._config.batchlog_fallback:
+                raise
+            # Cassandra keeps a batch log on two other nodes and needs both to answer. Right
+            # after a node dies, until the failure detector convicts it (10-20 s), it is still
+            # picked, and every logged batch times out here before any row was applied. The
+            # same rows without the batch log, at the same consistency level, are stored now;
+            # only if this write too fails half-way can a listing show the record before its
+            # other rows land, and the caller's retry (same ids) completes them.
+            BATCHLOG_FALLBACKS.inc()
+            log.warning("batch log unavailable; writing the record's rows without it", extra={"id": str(record.id)})
+            await self._write(self._rows(record, BatchType.UNLOGGED), (), deadline)
+        CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
+
+    def _rows(self, record: Record, batch_type: BatchType) -> BatchStatement:
+        """The record's rows for every query, in one batch."""
         values = [getattr(record, name) for name in _COLUMNS]
-        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._write_cl)
+        batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
         batch.is_idempotent = True
         batch.add(self._insert, values)
         batch.add(self._insert_by_day, [day_of(record.received_at), *values])
@@ -242,8 +268,7 @@ class RecognitionStore:
             month = month_of(record.received_at)
             batch.add(self._insert_by_user, [month, *values])
             batch.add(self._insert_user_month, [record.user, month])
-        await self._write(batch, (), deadline)
-        CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
+        return batch
 
     # ---- reads
 

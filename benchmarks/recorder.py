@@ -1,0 +1,242 @@
+"""``make bench-recorder``: Record throughput and latency on 1 and on 3 Cassandra nodes.
+
+For each topology this starts its own Cassandra (1 node on 127.0.0.31, or 3 nodes on
+127.0.0.41-43, JMX ports of their own, so neither the test suite nor ``make run`` is touched),
+runs the recorder as a separate process (RF = node count, LOCAL_QUORUM writes), and drives
+its gRPC ``Record`` with 1, 16 and 64 concurrent callers for a fixed time after a warm-up.
+Each call stores one real upload (tests/data/seven.png) with a fresh request id.
+
+Prints a markdown table (records/s, p50 and p99 latency) and writes it with a plot to
+benchmarks/out/. Everything it starts is stopped at the end, on success or failure.
+
+Numbers are for this machine and the test clusters' settings (all nodes on one host, 512 MB
+heaps, C1-only JIT for fast starts): compare rows with each other, not with production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from scripts.cassandra import CassandraCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+IMAGE = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+TOPOLOGIES = {
+    1: (["127.0.0.31"], 7231),
+    3: (["127.0.0.41", "127.0.0.42", "127.0.0.43"], 7241),
+}
+CONCURRENCY = (1, 16, 64)
+
+
+@dataclass(frozen=True)
+class Result:
+    nodes: int
+    concurrency: int
+    records: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _request() -> recorder_pb2.RecordRequest:
+    received_at = Timestamp()
+    received_at.GetCurrentTime()
+    return recorder_pb2.RecordRequest(
+        request_id=str(uuid.uuid4()),
+        recognition=recorder_pb2.Recognition(
+            digit=7, confidence=0.99, probabilities=[0.001] * 7 + [0.99, 0.001, 0.001], model_version="bench",
+            user=f"bench-{uuid.uuid4().hex[:4]}", image=IMAGE, content_type="image/png", filename="seven.png",
+            client_address="127.0.0.1", received_at=received_at,
+        ),
+    )  # fmt: skip
+
+
+async def _drive(address: str, concurrency: int, warmup: float, duration: float) -> tuple[list[float], int]:
+    """Latencies (s) of the calls that started after the warm-up and ended before the end."""
+    latencies: list[float] = []
+    errors = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = recorder_pb2_grpc.RecorderStub(channel)
+        start = time.perf_counter()
+        measure_from, end = start + warmup, start + warmup + duration
+
+        async def caller() -> None:
+            nonlocal errors
+            while (began := time.perf_counter()) < end:
+                try:
+                    await stub.Record(_request(), timeout=10)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                    continue
+                finished = time.perf_counter()
+                if began >= measure_from and finished <= end:
+                    latencies.append(finished - began)
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return latencies, errors
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("the recorder exited during start-up")
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.25)
+    raise TimeoutError("the recorder was not SERVING in time")
+
+
+def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -> list[Result]:
+    hosts, jmx = TOPOLOGIES[nodes]
+    cluster = CassandraCluster(work_dir / f"cassandra{nodes}", hosts=hosts, jmx_port_base=jmx, fast_start=True)
+    recorder: subprocess.Popen[bytes] | None = None
+    log = open(work_dir / f"recorder{nodes}.log", "wb")  # noqa: SIM115 - closed below
+    try:
+        cluster.start(timeout=300)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "RECORDER_HOST": "127.0.0.1",
+            "RECORDER_PORT": str(port),
+            "RECORDER_METRICS_PORT": "0",
+            "RECORDER_CASSANDRA_HOSTS": ",".join(hosts),
+            "RECORDER_KEYSPACE": "digits_bench",
+            "RECORDER_REPLICATION_FACTOR": str(nodes),
+            "RECORDER_WRITE_CONSISTENCY": "LOCAL_QUORUM",
+            "RECORDER_LOG_LEVEL": "warning",
+        }
+        recorder = subprocess.Popen([sys.executable, "-m", "services.recorder"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        address = f"127.0.0.1:{port}"
+        _wait_serving(address, recorder)
+        results = []
+        for concurrency in CONCURRENCY:
+            latencies, errors = asyncio.run(_drive(address, concurrency, warmup, duration))
+            result = Result(
+                nodes, concurrency, len(latencies), duration, errors,
+                _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000,
+            )  # fmt: skip
+            print(
+                f"  {nodes} node(s), concurrency {concurrency:>2}: {result.per_second:7.1f} records/s, "
+                f"p50 {result.p50_ms:6.1f} ms, p99 {result.p99_ms:6.1f} ms, errors {errors}",
+                flush=True,
+            )
+            results.append(result)
+        return results
+    finally:
+        if recorder is not None:
+            recorder.terminate()
+            try:
+                recorder.wait(30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait()
+        log.close()
+        cluster.stop()
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| nodes (RF) | concurrency | records/s | p50 ms | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.nodes} ({r.nodes}) | {r.concurrency} | {r.per_second:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for nodes in sorted({r.nodes for r in results}):
+        rows = [r for r in results if r.nodes == nodes]
+        xs = [r.concurrency for r in rows]
+        label = f"{nodes} node{'s' if nodes > 1 else ''} (RF {nodes})"
+        left.plot(xs, [r.per_second for r in rows], marker="o", label=label)
+        right.plot(xs, [r.p50_ms for r in rows], marker="o", label=f"{label} p50")
+        right.plot(xs, [r.p99_ms for r in rows], marker="x", linestyle="--", label=f"{label} p99")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(CONCURRENCY), [str(c) for c in CONCURRENCY])
+        ax.set_xlabel("concurrent Record calls")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_ylabel("records/s")
+    left.set_title("Record throughput (LOCAL_QUORUM)")
+    right.set_ylabel("latency, ms")
+    right.set_title("Record latency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring, per run")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured, per run")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
+    started = time.monotonic()
+    results: list[Result] = []
+    try:
+        for nodes in TOPOLOGIES:
+            print(f"{nodes} node(s): starting Cassandra and the recorder", flush=True)
+            results += bench_topology(nodes, work_dir, args.warmup, args.duration)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    text = table(results)
+    print(f"\nRecord through gRPC, image {len(IMAGE)} bytes, {args.duration:.0f} s per run "
+          f"({time.monotonic() - started:.0f} s in all):\n\n{text}\n")  # fmt: skip
+    (OUT / "recorder.md").write_text(text + "\n")
+    plot(results, OUT / "recorder.png")
+    print(f"wrote {OUT / 'recorder.md'} and {OUT / 'recorder.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
