@@ -14,35 +14,10 @@ import pytest
 
 from benchmarks import evalsets
 from benchmarks.realworld import recognise_all
-from scripts.devstack import Stack, StackConfig
-from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
-from tests.helpers import free_port, mnist_test
+from tests.helpers import mnist_test
 
 TRANSFORMED = 180  # 30 per set
 PRINTED = 120  # the first 12 fonts (in sorted order), digits 0-9
-
-
-@pytest.fixture(scope="module")
-def stack(cassandra, tmp_path_factory):
-    # Default upload limit (10 MiB): these are real-sized photos.
-    config = StackConfig(
-        run_dir=tmp_path_factory.mktemp("realworld"),
-        cassandra_hosts=(TEST_CASSANDRA_HOST,),
-        cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
-        recognizer_port=free_port(),
-        recorder_port=free_port(),
-        gateway_port=free_port(),
-        recognizer_metrics_port=free_port(),
-        recorder_metrics_port=free_port(),
-        keyspace="digits_realworld",
-        manage_cassandra=False,
-    )
-    stack = Stack(config)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

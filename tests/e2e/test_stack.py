@@ -11,38 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.devstack import Stack, StackConfig
-from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
-from tests.helpers import DATA, free_port
+from services.gateway.config import Config as GatewayConfig
+from tests.conftest import TEST_CASSANDRA_HOST
+from tests.e2e.conftest import KEYSPACE
+from tests.helpers import DATA
 
-KEYSPACE = "digits_e2e"
 SEVEN = (DATA / "seven.png").read_bytes()
-UPLOAD_LIMIT = 200_000
-
-
-@pytest.fixture(scope="module")
-def stack(cassandra, tmp_path_factory):
-    config = StackConfig(
-        run_dir=tmp_path_factory.mktemp("stack"),
-        cassandra_hosts=(TEST_CASSANDRA_HOST,),
-        cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
-        recognizer_port=free_port(),
-        recorder_port=free_port(),
-        gateway_port=free_port(),
-        recognizer_metrics_port=free_port(),
-        recorder_metrics_port=free_port(),
-        keyspace=KEYSPACE,
-        manage_cassandra=False,
-        env={"GATEWAY_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "GATEWAY_RECORD_TIMEOUT_SECONDS": "3"},
-    )
-    stack = Stack(config)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        processes = list(stack.processes.values())
-        stack.stop()
-        assert all(not p.alive() for p in processes), "a service outlived the stack"
+# The gateway's default limit on a request body.
+UPLOAD_LIMIT = GatewayConfig().max_upload_bytes
 
 
 @pytest.fixture()

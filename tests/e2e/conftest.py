@@ -1,0 +1,36 @@
+"""One stack of real processes (recognizer, recorder, gateway) for all end-to-end tests, on
+free ports, against the session's Cassandra node."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.devstack import Stack, StackConfig
+from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
+from tests.helpers import free_port
+
+KEYSPACE = "digits_e2e"
+
+
+@pytest.fixture(scope="session")
+def stack(cassandra, tmp_path_factory):
+    config = StackConfig(
+        run_dir=tmp_path_factory.mktemp("stack"),
+        cassandra_hosts=(TEST_CASSANDRA_HOST,),
+        cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
+        recognizer_port=free_port(),
+        recorder_port=free_port(),
+        gateway_port=free_port(),
+        recognizer_metrics_port=free_port(),
+        recorder_metrics_port=free_port(),
+        keyspace=KEYSPACE,
+        manage_cassandra=False,
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        processes = list(stack.processes.values())
+        stack.stop()
+        assert all(not p.alive() for p in processes), "a service outlived the stack"
