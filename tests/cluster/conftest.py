@@ -1,7 +1,8 @@
 """A real 3-node Cassandra cluster with passwords on, and a recorder in front of it.
 
-The nodes listen on 127.0.0.21-23 (JMX 7221-7223) with their own directory, apart from the
-session's single node and from a `make run` stack. The cluster starts once, for the whole
+The nodes listen on three consecutive loopback addresses picked at random for this run, with
+their own JMX ports and directory, apart from the session's single node, from a `make run`
+stack and from any other test run on the machine. The cluster starts once, for the whole
 package, and stops when the package is done (package scope rather than session scope, so the
 three JVMs do not keep competing for the CPU with the rest of the suite).
 """
@@ -21,10 +22,10 @@ from digits.v1 import recorder_pb2_grpc
 from scripts.cassandra import AuthConfig, CassandraCluster
 from services.recorder.config import Config
 from services.recorder.server import build
-from tests.helpers import ROOT, ServiceThread
+from tests.helpers import ROOT, ServiceThread, free_loopback_hosts, free_port_block
 
-HOSTS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
-JMX_PORT_BASE = 7221
+HOSTS = free_loopback_hosts(3)
+JMX_PORT_BASE = free_port_block(3)
 APP_USER = "digits_recorder"
 KEYSPACE = "digits_cluster"
 
