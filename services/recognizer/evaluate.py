@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -30,18 +31,11 @@ class Evaluation:
     confusion: list[list[int]]  # confusion[true][predicted]
 
 
-def load_serve(model_dir: str | Path) -> Serve:
-    """The ``serve`` endpoint of ``<model_dir>/saved_model``: float32 [N, 28, 28, 1] in [0, 1]
-    (white ink on black) -> float32 softmax probabilities [N, 10]."""
-    loaded = tf.saved_model.load(str(Path(model_dir) / "saved_model"))
-    serve = loaded.serve
-
-    def call(images: tf.Tensor) -> tf.Tensor:
-        # Keep the loaded object (which owns the variables) alive as long as the function.
-        return serve(images)
-
-    call.loaded = loaded  # type: ignore[attr-defined]
-    return call
+def load(model_dir: str | Path) -> Any:
+    """``<model_dir>/saved_model`` as the service loads it. Its ``serve`` maps float32
+    [N, 28, 28, 1] in [0, 1] (white ink on black) to float32 softmax probabilities [N, 10].
+    Keep the returned object alive while using ``serve``: it owns the variables."""
+    return tf.saved_model.load(str(Path(model_dir) / "saved_model"))
 
 
 def predict(serve: Serve, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -94,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     data = mnist.load(args.data)
-    serve = load_serve(args.model)
+    loaded = load(args.model)
+    serve = loaded.serve
     result = evaluate(serve, data.x_test, data.y_test)
     print(f"test accuracy: {result.accuracy:.4f} ({result.errors} errors in {result.total})")
     print(format_confusion(result.confusion))
