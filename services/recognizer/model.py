@@ -23,7 +23,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# model.json's version is this many leading hex digits of content_hash (see train.py).
+# model.json's version is this many leading hex digits of content_hash (train.py writes it).
 VERSION_HEX_DIGITS = 12
 
 
@@ -34,8 +34,7 @@ class ModelVersionMismatch(RuntimeError):
 def content_hash(root: Path) -> str:
     """SHA-256 over sorted relative paths and contents: changes iff the files do.
 
-    The same recipe as ``train.tree_hash``, repeated here because train.py imports Keras,
-    which serving does not need.
+    train.py versions what it exports with this same function, so serving can check it.
     """
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -11,7 +11,6 @@ exported SavedModel, loaded the same way the service loads it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import keras
 from keras import layers
 
 from services.recognizer import evaluate, mnist
+from services.recognizer.model import VERSION_HEX_DIGITS, content_hash
 
 INPUT_SHAPE = (28, 28, 1)
 # Augmentation ranges: MNIST digits are already size-normalised and centred, so only small
@@ -122,15 +122,6 @@ def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, se
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def tree_hash(root: Path) -> str:
-    """SHA-256 over sorted relative paths and contents: a version that changes iff the files do."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def tree_size(root: Path) -> int:
@@ -301,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         staged = Path(tmp) / "saved_model"
         model.export(str(staged), format="tf_saved_model", verbose=False)
-        version = tree_hash(staged)[:12]
+        version = content_hash(staged)[:VERSION_HEX_DIGITS]
         size = tree_size(staged)
         # Score the exported artefact, not the in-memory Keras model: it is what gets served.
         loaded = evaluate.load(tmp)
