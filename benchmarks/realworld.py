@@ -97,9 +97,11 @@ def preprocessing_cost(mnist_dir: Path, model_dir: Path) -> dict[str, float]:
     from services.recognizer import evaluate, preprocess
 
     data = mnist.load(mnist_dir)
-    serve = evaluate.load_serve(model_dir)
+    loaded = evaluate.load(model_dir)  # owns the variables: keep it alive while serving
+    serve = loaded.serve
     raw = evaluate.predict(serve, data.x_test)
     fields = np.stack([preprocess.to_mnist(encode(image)) for image in data.x_test])
+    # predict() takes MNIST's uint8 images; the fields are already floats in [0, 1].
     through = np.concatenate(
         [np.argmax(serve(tf.constant(fields[i : i + 1000, ..., None])).numpy(), axis=1) for i in range(0, len(fields), 1000)]
     )
