@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -295,26 +295,15 @@ class RecognitionStore:
         started = time.perf_counter()
         months = [row["month"] for row in await self._execute(self._select_months, [query.user], deadline)]
         months = [_as_date(m) for m in months]
-        if cursor is not None:
-            months = [m for m in months if m <= cursor.bucket]
-        found: list[Record] = []
-        page: Page | None = None
-        for i, month in enumerate(months):
-            need = size - len(found)
-            after = cursor.after if cursor is not None and month == cursor.bucket else None
+
+        async def fetch(month: date, after: uuid.UUID | None, limit: int) -> list[dict]:
             if after is None:
-                rows = await self._execute(self._by_user, [query.user, month, need + 1], deadline)
-            else:
-                rows = await self._execute(self._by_user_after, [query.user, month, after, need + 1], deadline)
-            found += [_row_to_record(row) for row in rows[:need]]
-            if len(found) == size:
-                if len(rows) > need:
-                    page = Page(found, Cursor(month, found[-1].id))
-                elif i + 1 < len(months):
-                    page = Page(found, Cursor(months[i + 1]))
-                break
+                return await self._execute(self._by_user, [query.user, month, limit], deadline)
+            return await self._execute(self._by_user_after, [query.user, month, after, limit], deadline)
+
+        page = await _page_through(months, cursor, size, fetch)
         CASSANDRA_SECONDS.labels("list_by_user", self.read_consistency).observe(time.perf_counter() - started)
-        return page or Page(found, None)
+        return page
 
     async def list_by_window(self, query: WindowQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
         started = time.perf_counter()
@@ -322,24 +311,44 @@ class RecognitionStore:
         # The newest day holds rows up to `until` (exclusive); an empty window has no days.
         newest_day = day_of(query.until - timedelta(milliseconds=1))
         days = days_back(newest_day, day_of(query.since)) if query.until > query.since else []
-        if cursor is not None:
-            days = [d for d in days if d <= cursor.bucket]
-        found: list[Record] = []
-        page: Page | None = None
-        for i, day in enumerate(days):
-            need = size - len(found)
-            after = cursor.after if cursor is not None and day == cursor.bucket else None
-            upper = after if after is not None else min_uuid_from_time(query.until.timestamp())
-            rows = await self._execute(self._by_day, [day, lowest, upper, need + 1], deadline)
-            found += [_row_to_record(row) for row in rows[:need]]
-            if len(found) == size:
-                if len(rows) > need:
-                    page = Page(found, Cursor(day, found[-1].id))
-                elif i + 1 < len(days):
-                    page = Page(found, Cursor(days[i + 1]))
-                break
+        newest = min_uuid_from_time(query.until.timestamp())
+
+        async def fetch(day: date, after: uuid.UUID | None, limit: int) -> list[dict]:
+            upper = after if after is not None else newest
+            return await self._execute(self._by_day, [day, lowest, upper, limit], deadline)
+
+        page = await _page_through(days, cursor, size, fetch)
         CASSANDRA_SECONDS.labels("list_by_window", self.read_consistency).observe(time.perf_counter() - started)
-        return page or Page(found, None)
+        return page
+
+
+async def _page_through(
+    buckets: list[date],
+    cursor: Cursor | None,
+    size: int,
+    fetch: Callable[[date, uuid.UUID | None, int], Awaitable[list[dict]]],
+) -> Page:
+    """One page of ``size`` records from partitions ``buckets`` (newest first), resuming at ``cursor``.
+
+    ``fetch(bucket, after, limit)`` reads up to ``limit`` rows of one bucket, newest first,
+    below ``after`` when given. One row more than needed is asked for, so that a page that
+    ends exactly at a bucket's last row points to the next bucket rather than to an empty read.
+    """
+    if cursor is not None:
+        buckets = [b for b in buckets if b <= cursor.bucket]
+    found: list[Record] = []
+    for i, bucket in enumerate(buckets):
+        need = size - len(found)
+        after = cursor.after if cursor is not None and bucket == cursor.bucket else None
+        rows = await fetch(bucket, after, need + 1)
+        found += [_row_to_record(row) for row in rows[:need]]
+        if len(found) == size:
+            if len(rows) > need:
+                return Page(found, Cursor(bucket, found[-1].id))
+            if i + 1 < len(buckets):
+                return Page(found, Cursor(buckets[i + 1]))
+            break
+    return Page(found, None)
 
 
 def _as_date(value: Any) -> date:
