@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import evalsets  # noqa: E402
 from scripts.devstack import Stack, StackConfig  # noqa: E402
 from services.recognizer import mnist  # noqa: E402
-from tests.helpers import encode, free_port  # noqa: E402
+from tests.helpers import encode  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 # Its own loopback address and JMX port: `make run` uses 127.0.0.1/7199, the tests 127.0.0.11/7211
@@ -159,15 +159,10 @@ def main() -> int:
     uploads = evalsets.all_sets(data.x_test, data.y_test, args.count, args.seed)
     print(f"generated {len(uploads)} uploads in {time.monotonic() - started:.0f} s", flush=True)
 
-    config = StackConfig(
+    config = StackConfig.on_free_ports(
         run_dir=args.run_dir,
         cassandra_hosts=(CASSANDRA_HOST,),
         cassandra_jmx_port_base=CASSANDRA_JMX_PORT,
-        recognizer_port=free_port(),
-        recorder_port=free_port(),
-        gateway_port=free_port(),
-        recognizer_metrics_port=free_port(),
-        recorder_metrics_port=free_port(),
         keyspace="digits_eval",
     )
     stack = Stack(config)

@@ -37,6 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
+from scripts.devstack import free_port
 from services.recognizer import mnist
 from services.recognizer.config import DEFAULT_MODEL_DIR
 
@@ -45,14 +46,6 @@ OUT = ROOT / "benchmarks" / "out"
 MODEL_BATCHES = (1, 32, 256)
 CONCURRENCY = (1, 8, 64)
 MODES = {"on": "true", "off": "false"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def uploads(mnist_dir: Path, count: int) -> list[bytes]:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from scripts.cassandra import CassandraCluster
+from scripts.devstack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
@@ -59,12 +59,6 @@ class Result:
     @property
     def per_second(self) -> float:
         return self.records / self.seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _request() -> recorder_pb2.RecordRequest:
@@ -132,7 +126,7 @@ def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -
     log = open(work_dir / f"recorder{nodes}.log", "wb")  # noqa: SIM115 - closed below
     try:
         cluster.start(timeout=300)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "RECORDER_HOST": "127.0.0.1",

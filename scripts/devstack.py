@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.cassandra import CassandraCluster  # noqa: E402
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -43,6 +51,16 @@ class StackConfig:
     echo_logs: bool = False
     # False when the caller runs Cassandra itself (the test suite shares one node).
     manage_cassandra: bool = True
+
+    @classmethod
+    def on_free_ports(cls, **settings: object) -> "StackConfig":
+        """A stack whose five ports are free ones: beside `make run` and any other stack."""
+        ports = {
+            name: free_port()
+            for name in ("recognizer_port", "recorder_port", "gateway_port",
+                         "recognizer_metrics_port", "recorder_metrics_port")
+        }  # fmt: skip
+        return cls(**ports, **settings)  # type: ignore[arg-type]
 
     @property
     def gateway_url(self) -> str:

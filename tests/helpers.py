@@ -14,16 +14,11 @@ import numpy as np
 from PIL import Image
 
 from digits.grpc_server import GrpcService
+from scripts.devstack import free_port  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "mnist"))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _listening(host: str, port: int) -> bool:

@@ -7,22 +7,16 @@ import pytest
 
 from scripts.devstack import Stack, StackConfig
 from tests.conftest import TEST_CASSANDRA_HOST, TEST_CASSANDRA_JMX_PORT
-from tests.helpers import free_port
 
 KEYSPACE = "digits_e2e"
 
 
 @pytest.fixture(scope="session")
 def stack(cassandra, tmp_path_factory):
-    config = StackConfig(
+    config = StackConfig.on_free_ports(
         run_dir=tmp_path_factory.mktemp("stack"),
         cassandra_hosts=(TEST_CASSANDRA_HOST,),
         cassandra_jmx_port_base=TEST_CASSANDRA_JMX_PORT,
-        recognizer_port=free_port(),
-        recorder_port=free_port(),
-        gateway_port=free_port(),
-        recognizer_metrics_port=free_port(),
-        recorder_metrics_port=free_port(),
         keyspace=KEYSPACE,
         manage_cassandra=False,
     )
