@@ -3,7 +3,9 @@
 A service supplies its servicer and a ``startup`` coroutine (load the model, connect to
 Cassandra, ...). This module adds the standard ``grpc.health.v1`` service, which reports
 NOT_SERVING until ``startup`` has finished so that Kubernetes sends no traffic too early;
-server reflection, so ``grpcurl`` works without the .proto files; per-method Prometheus
+a ``liveness`` health entry that is SERVING while the process runs (the liveness probe must not
+kill a pod that is only waiting for a dependency); server reflection, so ``grpcurl`` works
+without the .proto files; per-method Prometheus
 metrics; and a graceful stop on SIGTERM: report NOT_SERVING, stop accepting calls, let those
 in flight finish within a grace period, then exit.
 """
@@ -24,6 +26,10 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
+
+# The health "service" a liveness probe asks for: SERVING from start to exit, so that a pod
+# waiting for Cassandra or loading its model is not ready but is not restarted either.
+LIVENESS = "liveness"
 
 RPC_SECONDS = Histogram(
     "digits_grpc_server_handling_seconds",
@@ -95,6 +101,9 @@ class GrpcService:
         options = [
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_send_message_length", self.max_message_bytes),
+            # Accept the gateway's keepalive pings (every 20 s during calls) without answering
+            # "too many pings" (the default minimum is 5 minutes).
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ]
         self.server = grpc.aio.server(interceptors=[_MetricsInterceptor()], options=options)
         self.register(self.server)
@@ -103,6 +112,7 @@ class GrpcService:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
         await self.server.start()
         log.info("grpc listening", extra={"address": f"{self.host}:{self.bound_port}"})

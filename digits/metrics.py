@@ -1,4 +1,4 @@
-"""The Prometheus endpoint of a gRPC service (the gateway serves /metrics itself)."""
+"""The Prometheus endpoint of every service, on a port of its own (never the API port)."""
 
 from __future__ import annotations
 

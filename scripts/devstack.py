@@ -43,6 +43,7 @@ class StackConfig:
     recognizer_port: int = 50051
     recorder_port: int = 50052
     gateway_port: int = 8080
+    gateway_metrics_port: int = 9100
     recognizer_metrics_port: int = 9101
     recorder_metrics_port: int = 9102
     keyspace: str = "digits"
@@ -54,10 +55,10 @@ class StackConfig:
 
     @classmethod
     def on_free_ports(cls, **settings: object) -> "StackConfig":
-        """A stack whose five ports are free ones: beside `make run` and any other stack."""
+        """A stack whose six ports are free ones: beside `make run` and any other stack."""
         ports = {
             name: free_port()
-            for name in ("recognizer_port", "recorder_port", "gateway_port",
+            for name in ("recognizer_port", "recorder_port", "gateway_port", "gateway_metrics_port",
                          "recognizer_metrics_port", "recorder_metrics_port")
         }  # fmt: skip
         return cls(**ports, **settings)  # type: ignore[arg-type]
@@ -180,6 +181,7 @@ class Stack:
             "RECORDER_REPLICATION_FACTOR": str(min(3, len(c.cassandra_hosts))),
             "GATEWAY_HOST": c.bind,
             "GATEWAY_PORT": str(c.gateway_port),
+            "GATEWAY_METRICS_PORT": str(c.gateway_metrics_port),
             "GATEWAY_RECOGNIZER_ADDRESS": f"{c.bind}:{c.recognizer_port}",
             "GATEWAY_RECORDER_ADDRESS": f"{c.bind}:{c.recorder_port}",
             **c.env,
@@ -242,6 +244,7 @@ def main() -> int:
             f"""
 digits is up ({time.monotonic() - started:.0f} s):
   web page and HTTP API   {config.gateway_url}/    (OpenAPI docs: {config.gateway_url}/docs)
+                          metrics http://{config.bind}:{config.gateway_metrics_port}/metrics
   recognizer gRPC         {config.bind}:{config.recognizer_port}   metrics http://{config.bind}:{config.recognizer_metrics_port}/metrics
   recorder gRPC           {config.bind}:{config.recorder_port}   metrics http://{config.bind}:{config.recorder_metrics_port}/metrics
   Cassandra CQL           {config.cassandra_hosts[0]}:9042

@@ -145,6 +145,9 @@ class ControlPlane:
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={_KWOK_ANNOTATION}=fake",
                 f"--server-address=127.0.0.1:{free_port()}",
+                # Renew node leases (the node-heartbeat-with-lease stage updates node status
+                # only every ~10 min): without leases the nodes turn NotReady after 50 s.
+                "--node-lease-duration-seconds=40",
                 *[f"--config={stage}" for stage in tools.kwok_stages()],
             ],
         )

@@ -132,7 +132,7 @@ def _install_schemas() -> Path:
 
 def kubeconform_schema_location() -> str:
     schemas = _install_schemas()
-    return f"{schemas}/v{{{{ .NormalizedKubernetesVersion }}}}-local{{{{ .StrictSuffix }}}}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"
+    return f"{schemas}/{{{{ .NormalizedKubernetesVersion }}}}-local{{{{ .StrictSuffix }}}}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"
 
 
 def _apt_binary(binary: str, package: str) -> Path:

@@ -6,6 +6,7 @@ import uvicorn
 
 from digits import logs
 from digits.config import describe
+from digits.metrics import serve_metrics
 from services.gateway.app import create_app
 from services.gateway.config import Config
 
@@ -14,6 +15,7 @@ def main() -> None:
     config = Config.from_env()
     logs.setup("gateway", config.log_level)
     logging.getLogger(__name__).info("starting", extra={"config": describe(config)})
+    serve_metrics(config.host, config.metrics_port)
     # uvicorn stops on SIGTERM the graceful way: stop accepting, finish in-flight requests.
     uvicorn.run(
         create_app(config),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from digits.v1 import recognizer_pb2_grpc, recorder_pb2_grpc
 from services.gateway.config import Config
@@ -48,15 +47,21 @@ def to_api_error(exc: grpc.aio.AioRpcError, dependency: str) -> ApiError:
     return ApiError(502, "DEPENDENCY_ERROR", f"the {dependency} failed ({code.name}): {details}")
 
 
-# Record is idempotent (the recorder derives the record id from request_id and received_at), so
-# gRPC may retry it, and the reads, when the recorder or Cassandra is briefly unavailable: a
-# recorder pod restarting, or a Cassandra node the recorder has not yet noticed is down. The
-# call's deadline bounds all attempts together.
-_RECORDER_RETRIES = json.dumps(
-    {
-        "methodConfig": [
+def _service_config(retry_service: str | None = None) -> str:
+    """A channel's service config: round_robin over every address the target resolves to.
+
+    With a ``dns:///`` target naming a headless Service, each call goes to the next pod, where
+    the default pick_first would send every call of this gateway to one pod.
+    """
+    config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    if retry_service:
+        # Record is idempotent (the recorder derives the record id from request_id and
+        # received_at), so gRPC may retry it, and the reads, when the recorder or Cassandra is
+        # briefly unavailable: a recorder pod restarting, or a Cassandra node the recorder has
+        # not yet noticed is down. The call's deadline bounds all attempts together.
+        config["methodConfig"] = [
             {
-                "name": [{"service": "digits.v1.Recorder"}],
+                "name": [{"service": retry_service}],
                 "retryPolicy": {
                     "maxAttempts": 3,
                     "initialBackoff": "0.1s",
@@ -66,8 +71,7 @@ _RECORDER_RETRIES = json.dumps(
                 },
             }
         ]
-    }
-)
+    return json.dumps(config)
 
 
 class Backends:
@@ -82,28 +86,28 @@ class Backends:
             # UNAVAILABLE, since they are not wait_for_ready.
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            # Find dead connections (a pod gone without a FIN) within seconds, not at the next
+            # call's deadline; 20 s stays above the server's default minimum ping interval.
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            # Re-resolve DNS soon after a pod is added or removed.
+            ("grpc.dns_min_time_between_resolutions_ms", 5_000),
         ]
         self._channels = {
-            "recognizer": grpc.aio.insecure_channel(config.recognizer_address, options=options),
+            "recognizer": grpc.aio.insecure_channel(
+                config.recognizer_address, options=[*options, ("grpc.service_config", _service_config())]
+            ),
             "recorder": grpc.aio.insecure_channel(
-                config.recorder_address, options=[*options, ("grpc.service_config", _RECORDER_RETRIES)]
+                config.recorder_address,
+                options=[*options, ("grpc.service_config", _service_config("digits.v1.Recorder"))],
             ),
         }
         self.recognizer = recognizer_pb2_grpc.RecognizerStub(self._channels["recognizer"])
         self.recorder = recorder_pb2_grpc.RecorderStub(self._channels["recorder"])
 
-    async def readiness(self, timeout: float = 1.0) -> dict[str, bool]:
-        """Whether each dependency's gRPC health check says SERVING."""
-        result = {}
-        for name, channel in self._channels.items():
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=timeout
-                )
-                result[name] = reply.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.aio.AioRpcError:
-                result[name] = False
-        return result
+    def states(self) -> dict[str, str]:
+        """Each dependency's channel state (READY, IDLE, CONNECTING, TRANSIENT_FAILURE, ...)."""
+        return {name: channel.get_state().name for name, channel in self._channels.items()}
 
     async def close(self) -> None:
         for channel in self._channels.values():

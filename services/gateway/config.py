@@ -11,8 +11,12 @@ from digits.config import from_env
 class Config:
     host: str = "0.0.0.0"  # GATEWAY_HOST
     port: int = 8080  # GATEWAY_PORT
-    recognizer_address: str = "127.0.0.1:50051"  # GATEWAY_RECOGNIZER_ADDRESS (host:port)
-    recorder_address: str = "127.0.0.1:50052"  # GATEWAY_RECORDER_ADDRESS (host:port)
+    # Prometheus' /metrics on a port of its own, never on the public API port; 0 disables it.
+    metrics_port: int = 9100  # GATEWAY_METRICS_PORT
+    # gRPC targets: host:port, or dns:///name:port to balance calls over every address of a
+    # name (a headless Service in Kubernetes).
+    recognizer_address: str = "127.0.0.1:50051"  # GATEWAY_RECOGNIZER_ADDRESS
+    recorder_address: str = "127.0.0.1:50052"  # GATEWAY_RECORDER_ADDRESS
     # Deadlines for the calls the gateway makes. A down dependency therefore costs a client
     # at most this long before a 503, never a hang.
     recognize_timeout_seconds: float = 5.0  # GATEWAY_RECOGNIZE_TIMEOUT_SECONDS

@@ -20,6 +20,12 @@ class Config:
     cassandra_port: int = 9042  # RECORDER_CASSANDRA_PORT
     cassandra_username: str = ""  # RECORDER_CASSANDRA_USERNAME: empty means no authentication
     cassandra_password: str = ""  # RECORDER_CASSANDRA_PASSWORD: from a Kubernetes Secret
+    # Only the schema migration (`python -m services.recorder.migrate`) uses these: with an admin
+    # login it also secures a new cluster's roles (see services/recorder/roles.py).
+    cassandra_admin_username: str = ""  # RECORDER_CASSANDRA_ADMIN_USERNAME
+    cassandra_admin_password: str = ""  # RECORDER_CASSANDRA_ADMIN_PASSWORD: from a Kubernetes Secret
+    auth_replication_factor: int = 0  # RECORDER_AUTH_REPLICATION_FACTOR: system_auth replicas; 0 leaves it
+    migrate_wait_seconds: float = 600.0  # RECORDER_MIGRATE_WAIT_SECONDS: how long the migration waits for Cassandra
     local_datacenter: str = "datacenter1"  # RECORDER_LOCAL_DATACENTER
     keyspace: str = "digits"  # RECORDER_KEYSPACE
     # Keyspace replication (NetworkTopologyStrategy), applied by the schema migration:
@@ -47,7 +53,7 @@ class Config:
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
     log_level: str = "info"  # RECORDER_LOG_LEVEL
 
-    SECRETS = ("cassandra_password",)
+    SECRETS = ("cassandra_password", "cassandra_admin_password")
 
     @classmethod
     def from_env(cls) -> "Config":

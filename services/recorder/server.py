@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 from typing import NoReturn
 
 import grpc
-from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unauthorized, Unavailable, WriteTimeout
-from cassandra.cluster import Cluster, NoHostAvailable
+from cassandra import DriverException, InvalidRequest, OperationTimedOut, ReadTimeout, Unauthorized, Unavailable, WriteTimeout
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from digits.grpc_server import GrpcService
@@ -20,7 +20,7 @@ from services.recorder import paging
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
 from services.recorder.metrics import ERRORS, RECORDS
-from services.recorder.store import DeadlineExceeded, Page, RecognitionStore, Record
+from services.recorder.store import DeadlineExceeded, Page, RecognitionStore, Record, connect
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +128,50 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
         self._cluster: Cluster | None = None
+        self._session: Session | None = None
         self._store: RecognitionStore | None = None
+        self._awaiting_schema: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        """Wait for Cassandra with capped exponential backoff; health stays NOT_SERVING meanwhile."""
+        """Connect to Cassandra with capped exponential backoff (NOT_SERVING meanwhile), then
+        prepare the statements.
+
+        Connected but without the tables yet still counts as started: in Kubernetes the
+        migration Job that creates them runs after the Deployments are up (a Helm post-install
+        hook), so waiting for them here would deadlock `helm install --wait`. Calls get
+        UNAVAILABLE, which the gateway answers with 503 + Retry-After, until a background task
+        finds the tables.
+        """
         delay = 0.5
         while True:
             try:
-                self._cluster, self._store = await asyncio.to_thread(RecognitionStore.open, self._config)
+                if self._session is None:
+                    self._cluster, self._session = await asyncio.to_thread(connect, self._config)
+                self._store = await asyncio.to_thread(RecognitionStore.prepare, self._session, self._config)
                 log.info("cassandra ready", extra={"hosts": list(self._config.cassandra_hosts)})
+                return
+            except InvalidRequest as exc:
+                log.warning("connected, but the schema is not there yet; waiting for it", extra={"error": str(exc)})
+                self._awaiting_schema = asyncio.create_task(self._prepare_when_schema_exists())
                 return
             except (DriverException, NoHostAvailable, OSError) as exc:
                 log.warning("cassandra not ready; retrying", extra={"error": str(exc), "retry_in": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
+    async def _prepare_when_schema_exists(self, every: float = 2.0) -> None:
+        assert self._session is not None
+        while self._store is None:
+            await asyncio.sleep(every)
+            try:
+                self._store = await asyncio.to_thread(RecognitionStore.prepare, self._session, self._config)
+                log.info("schema found; cassandra ready")
+            except (DriverException, NoHostAvailable, OSError):
+                pass
+
     async def close(self) -> None:
+        if self._awaiting_schema is not None:
+            self._awaiting_schema.cancel()
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
 
@@ -151,7 +179,12 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
 
     async def _require_store(self, context) -> RecognitionStore:  # type: ignore[no-untyped-def]
         if self._store is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "not connected to Cassandra yet; retry shortly")
+            reason = (
+                "the keyspace and tables do not exist yet (the schema migration has not run); retry shortly"
+                if self._session is not None
+                else "not connected to Cassandra yet; retry shortly"
+            )
+            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
         return self._store  # type: ignore[return-value]
 
     def _deadline(self, context) -> float:  # type: ignore[no-untyped-def]

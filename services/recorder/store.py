@@ -190,15 +190,12 @@ class RecognitionStore:
         )
 
     @classmethod
-    def open(cls, config: Config) -> tuple[Cluster, "RecognitionStore"]:
-        cluster, session = connect(config)
-        try:
-            if config.create_schema:
-                schema.create(session, config.keyspace, config.datacenters())
-            return cluster, cls(session, config)
-        except BaseException:
-            cluster.shutdown()
-            raise
+    def prepare(cls, session: Session, config: Config) -> "RecognitionStore":
+        """The store on an open session: creates the schema first if configured to, then
+        prepares every statement (InvalidRequest while the keyspace or a table is missing)."""
+        if config.create_schema:
+            schema.create(session, config.keyspace, config.datacenters())
+        return cls(session, config)
 
     # ---- queries, within the caller's deadline
 
