@@ -228,12 +228,16 @@ class ControlPlane:
             "HELM_DATA_HOME": str(self.dir / "helm" / "data"),
         }
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180) -> str:
-        result = subprocess.run(
+    def run_kubectl(self, *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [str(tools.require("kubectl")), *args],
             env=self.env, input=input, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
-        if check and result.returncode != 0:
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 180) -> str:
+        """kubectl's output; ControlPlaneError with its messages if it fails."""
+        result = self.run_kubectl(*args, input=input, timeout=timeout)
+        if result.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result.stdout
 
