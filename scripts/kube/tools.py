@@ -33,6 +33,8 @@ GO_TOOLS: dict[str, tuple[str, str]] = {
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok", "v0.8.0"),
     "kubeconform": ("github.com/yannh/kubeconform/cmd/kubeconform", "v0.8.0"),
     "kube-score": ("github.com/zegl/kube-score/cmd/kube-score", "v1.20.0"),
+    # Only to validate k8s/kind-config.yaml: no cluster is created here (no container engine).
+    "kind": ("sigs.k8s.io/kind", "v0.33.0"),
 }
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
 
