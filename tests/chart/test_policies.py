@@ -130,13 +130,34 @@ def test_migration_job_reads_only_recorder_settings(objects: list[dict[str, Any]
     assert hooks == ["post-install", "post-upgrade"]
 
 
-def test_gateway_balances_over_every_recognizer_pod(objects: list[dict[str, Any]]) -> None:
-    env = {e["name"]: e["value"] for e in one(objects, "Deployment", "digits-gateway")["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}  # fmt: skip
-    service = one(objects, "Service", "digits-recognizer")
-    assert service["spec"]["clusterIP"] == "None"
-    assert env["GATEWAY_RECOGNIZER_ADDRESS"] == "dns:///digits-recognizer.digits.svc.cluster.local:50051" or (
-        env["GATEWAY_RECOGNIZER_ADDRESS"].startswith("dns:///digits-recognizer.digits.svc.")
-    )
+def _env(workload: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in workload["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
+
+
+def _service_port(objects: list[dict[str, Any]], host: str, port: str) -> tuple[dict[str, Any], int]:
+    """The Service a `name.namespace.svc.cluster.local` host names, and the port number given."""
+    name, namespace, *_ = host.split(".")
+    assert namespace == "digits" and host.endswith(".svc.cluster.local"), host
+    return one(objects, "Service", name), int(port)
+
+
+def test_service_addresses_point_at_the_charts_services(objects: list[dict[str, Any]]) -> None:
+    gateway = _env(one(objects, "Deployment", "digits-gateway"))
+    for variable, component in (("GATEWAY_RECOGNIZER_ADDRESS", "recognizer"), ("GATEWAY_RECORDER_ADDRESS", "recorder")):
+        target = gateway[variable]
+        assert target.startswith("dns:///"), "round_robin needs every address of the name"
+        service, port = _service_port(objects, *target.removeprefix("dns:///").split(":"))
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == component
+        assert port in {p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"}
+    # Per-call balancing over recognizer pods needs DNS to answer with the pods themselves.
+    assert one(objects, "Service", "digits-recognizer")["spec"]["clusterIP"] == "None"
+    for workload in (one(objects, "Deployment", "digits-recorder"), one(objects, "Job", "digits-migrate")):
+        env = _env(workload)
+        service, port = _service_port(objects, env["RECORDER_CASSANDRA_HOSTS"], env["RECORDER_CASSANDRA_PORT"])
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == "cassandra"
+        assert port in {p["port"] for p in service["spec"]["ports"]}
+        rackdc = one(objects, "ConfigMap", "digits-cassandra")["data"]["cassandra-rackdc.properties"]
+        assert f"dc={env['RECORDER_LOCAL_DATACENTER']}" in rackdc.splitlines()
 
 
 def test_passwords_come_only_from_secrets(objects: list[dict[str, Any]]) -> None:
