@@ -451,7 +451,8 @@ class CassandraCluster:
     ``heap`` sets -Xms and -Xmx; expect ~0.9 GB resident per node at 512m, because Cassandra
     mlockall()s its memory when it may (it may as root). ``fast_start`` trades peak speed for a
     much faster start (see ``_command``). ``auth`` turns on passwords (see ``_setup_auth``).
-    ``say`` receives progress messages (default: stderr).
+    ``say`` receives progress messages (default: stderr). ``settings(i, yaml)`` may rewrite
+    node i's cassandra.yaml (the chart's tests boot the chart's settings with it).
     """
 
     port = CQL_PORT
@@ -469,6 +470,7 @@ class CassandraCluster:
         java: Path = DEFAULT_JAVA,
         cache_dir: Path = DEFAULT_CACHE_DIR,
         say: Callable[[str], None] = _say,
+        settings: Callable[[int, str], str] | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -486,6 +488,8 @@ class CassandraCluster:
         self.java = java
         self.cache_dir = cache_dir
         self.say = say
+        # Rewrites node i's cassandra.yaml before it is written (tests boot other configs).
+        self.settings = settings
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     @classmethod
@@ -630,7 +634,8 @@ commitlog_segment_size: 8MiB
         node = self.node_dir(i)
         for sub in ("conf", "logs", "data", "commitlog", "saved_caches", "hints", "cdc_raw"):
             (node / sub).mkdir(parents=True, exist_ok=True)
-        self._config_file(i).write_text(self._yaml(i))
+        text = self._yaml(i)
+        self._config_file(i).write_text(self.settings(i, text) if self.settings else text)
         shutil.copyfile(LOGBACK, node / "conf" / "logback.xml")
 
     def _check_dir_matches(self) -> None:
