@@ -223,6 +223,7 @@ class ControlPlane:
         return {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
+            "KUBECACHEDIR": str(self.dir / "kube-cache"),
             "HELM_CACHE_HOME": str(self.dir / "helm" / "cache"),
             "HELM_CONFIG_HOME": str(self.dir / "helm" / "config"),
             "HELM_DATA_HOME": str(self.dir / "helm" / "data"),
