@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import time
 
 from cassandra import AuthenticationFailed, ConsistencyLevel
 from cassandra.cluster import Cluster, NoHostAvailable, Session
@@ -108,6 +109,7 @@ def secure(session: Session, config: Config) -> None:
             f"ALTER ROLE {DEFAULT_SUPERUSER[0]} WITH PASSWORD = {_literal(secrets.token_urlsafe(32))} "
             "AND SUPERUSER = false AND LOGIN = false",
         )
+        _wait_until_refused(_as(config, *DEFAULT_SUPERUSER))
 
     user, password = config.cassandra_username, config.cassandra_password
     if not user or not password:
@@ -127,6 +129,16 @@ def grant_recorder(session: Session, config: Config) -> None:
     for permission in ("SELECT", "MODIFY"):
         _execute(session, f"GRANT {permission} ON KEYSPACE {config.keyspace} TO {_literal(config.cassandra_username)}")
     log.info("recorder role granted", extra={"role": config.cassandra_username, "keyspace": config.keyspace})
+
+
+def _wait_until_refused(login: Config, timeout: float = 30.0) -> None:
+    """Cassandra caches credentials and roles for a few seconds (credentials_validity,
+    roles_validity): the old login keeps working that long. The Job ends only once it is gone."""
+    deadline = time.monotonic() + timeout
+    while _can_login(login):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{login.cassandra_username!r} can still log in {timeout:.0f} s after it was locked")
+        time.sleep(0.5)
 
 
 def _can_login(config: Config) -> bool:
