@@ -48,12 +48,15 @@ class Config:
     # detected as down), write the same rows unlogged instead of failing: see store.py.
     batchlog_fallback: bool = True  # RECORDER_BATCHLOG_FALLBACK
     max_page_size: int = 1000  # RECORDER_MAX_PAGE_SIZE: ListRecognitions
+    # Signs page tokens (HMAC-SHA256). Every replica needs the same key (a Kubernetes Secret);
+    # empty means a random key per process, so tokens die with it (fine for one local process).
+    page_token_key: str = ""  # RECORDER_PAGE_TOKEN_KEY
     max_window_days: int = 31  # RECORDER_MAX_WINDOW_DAYS: longest ListRecognitions time window
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
     log_level: str = "info"  # RECORDER_LOG_LEVEL
 
-    SECRETS = ("cassandra_password", "cassandra_admin_password")
+    SECRETS = ("cassandra_password", "cassandra_admin_password", "page_token_key")
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -6,20 +6,25 @@ ordered by id, newest first, so the next page reads ``id < last`` in that bucket
 older buckets: every record is returned exactly once, in order, even while new records arrive
 (newer ones land before the cursor and are not seen by this listing).
 
-Tokens are base64url JSON, not signed: they only point into data the caller may read anyway,
-and every field is validated when decoded.
+Tokens are base64url JSON signed with an HMAC (the recorder's page-token key): a client
+cannot make one up, so it cannot point a listing at a window of its own choosing (a crafted
+window could make the recorder walk millions of empty days). Every field is still validated
+when decoded, and the server re-checks the window's limits.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 MAX_TOKEN_CHARS = 512
+_SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256: forging is out of reach, tokens stay short
 
 
 class BadToken(ValueError):
@@ -79,7 +84,19 @@ def _from_millis(value: object) -> datetime:
         raise BadToken("page_token is malformed") from None
 
 
-def encode(query: Query, cursor: Cursor) -> str:
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(key: bytes, payload: str) -> bytes:
+    return hmac.new(key, payload.encode(), hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+
+
+def encode(query: Query, cursor: Cursor, key: bytes) -> str:
     body: dict[str, object] = {"b": cursor.bucket.isoformat()}
     if cursor.after is not None:
         body["a"] = str(cursor.after)
@@ -87,15 +104,22 @@ def encode(query: Query, cursor: Cursor) -> str:
         body["u"] = query.user
     else:
         body["s"], body["e"] = _millis(query.since), _millis(query.until)
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+    return f"{payload}.{_b64(_signature(key, payload))}"
 
 
-def decode(token: str) -> tuple[Query, Cursor]:
+def decode(token: str, key: bytes) -> tuple[Query, Cursor]:
     if len(token) > MAX_TOKEN_CHARS:
         raise BadToken("page_token is too long")
+    payload, _, signature = token.partition(".")
     try:
-        body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        signed = hmac.compare_digest(_unb64(signature), _signature(key, payload))
+    except (binascii.Error, ValueError):
+        signed = False
+    if not signed:
+        raise BadToken("page_token is not one this service issued (or it was issued with another key)")
+    try:
+        body = json.loads(_unb64(payload))
         if not isinstance(body, dict):
             raise BadToken("page_token is malformed")
         bucket = date.fromisoformat(body["b"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -127,6 +128,9 @@ def _invalid(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: dat
 class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
+        self._token_key = config.page_token_key.encode() or secrets.token_bytes(32)
+        if not config.page_token_key:
+            log.warning("RECORDER_PAGE_TOKEN_KEY is not set: page tokens only work with this process")
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._store: RecognitionStore | None = None
@@ -299,7 +303,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             await self._cassandra_failed(context, operation, exc, store.read_consistency)
         return recorder_pb2.ListRecognitionsResponse(
             recognitions=[_to_proto(r) for r in page.records],
-            next_page_token=paging.encode(query, page.next_cursor) if page.next_cursor else "",
+            next_page_token=paging.encode(query, page.next_cursor, self._token_key) if page.next_cursor else "",
         )
 
     def _list_query(self, request) -> tuple[paging.Query, paging.Cursor | None]:  # type: ignore[no-untyped-def]
@@ -314,20 +318,29 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         if len(request.user) > MAX_USER:
             raise ValueError(f"user is longer than {MAX_USER} characters")
         if request.page_token:
-            query, cursor = paging.decode(request.page_token)  # BadToken is a ValueError
+            query, cursor = paging.decode(request.page_token, self._token_key)  # BadToken is a ValueError
             if not self._same_query(request, query):
                 raise ValueError("page_token belongs to another query; start again without it")
+            if isinstance(query, paging.WindowQuery):
+                # Signed, and checked again all the same: a key that leaked, or limits lowered
+                # since the token was issued, must not open a longer walk.
+                self._check_window(query.since, query.until)
+                if not paging.day_of(query.since) <= cursor.bucket <= paging.day_of(query.until):
+                    raise ValueError("page_token points outside its window")
             return query, cursor
         if kind == "user":
             return paging.UserQuery(request.user), None
         window = request.window
         until = to_millis(window.until.ToDatetime(tzinfo=timezone.utc) if window.HasField("until") else datetime.now(timezone.utc))
         since = to_millis(window.since.ToDatetime(tzinfo=timezone.utc)) if window.HasField("since") else until - timedelta(days=1)
+        self._check_window(since, until)
+        return paging.WindowQuery(since, until), None
+
+    def _check_window(self, since: datetime, until: datetime) -> None:
         if since > until:
             raise ValueError("window.since is after window.until")
         if until - since > timedelta(days=self._config.max_window_days):
             raise ValueError(f"the window is longer than {self._config.max_window_days} days; page through shorter ones")
-        return paging.WindowQuery(since, until), None
 
     @staticmethod
     def _same_query(request, query: paging.Query) -> bool:  # type: ignore[no-untyped-def]

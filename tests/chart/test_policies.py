@@ -166,7 +166,7 @@ def test_passwords_come_only_from_secrets(objects: list[dict[str, Any]]) -> None
     for name, spec in pod_specs(objects):
         for container in _containers(spec):
             for variable in container.get("env", []):
-                if "PASSWORD" in variable["name"]:
+                if "PASSWORD" in variable["name"] or variable["name"].endswith("_KEY"):
                     assert "value" not in variable, f"{name}: {variable['name']} is a literal"
                     assert "secretKeyRef" in variable["valueFrom"], name
 

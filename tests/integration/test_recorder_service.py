@@ -22,6 +22,7 @@ from tests.helpers import ServiceThread, free_port
 from tests.recording import SEVEN, recognition, record_request, timestamp
 
 KEYSPACE = "digits_it"
+TOKEN_KEY = "integration-test-page-token-key"
 MAX_IMAGE = 2_000_000
 
 
@@ -29,7 +30,7 @@ MAX_IMAGE = 2_000_000
 def stub(cassandra):
     config = Config(
         host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,),
-        keyspace=KEYSPACE, replication_factor=1, max_image_bytes=MAX_IMAGE,
+        keyspace=KEYSPACE, replication_factor=1, max_image_bytes=MAX_IMAGE, page_token_key=TOKEN_KEY,
     )  # fmt: skip
     service = ServiceThread(build(config)).start()
     service.wait_ready()
@@ -206,6 +207,21 @@ def test_a_page_token_cannot_be_reused_for_another_query(stub):
     assert "another query" in caught.value.details()
 
 
+def test_a_signed_token_for_a_window_past_the_limit_is_still_refused(stub):
+    """Defence in depth: even a token signed with the service's key (a leaked key, or a limit
+    lowered since it was issued) cannot open a walk over more than max_window_days."""
+    from services.recorder import paging
+
+    since = datetime(2016, 1, 1, tzinfo=timezone.utc)
+    until = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    token = paging.encode(paging.WindowQuery(since, until), paging.Cursor(until.date()), TOKEN_KEY.encode())
+    window = recorder_pb2.TimeWindow(since=timestamp(since), until=timestamp(until))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListRecognitions(recorder_pb2.ListRecognitionsRequest(window=window, page_token=token), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "longer than 31 days" in caught.value.details()
+
+
 @pytest.mark.parametrize(
     ("request_fields", "message"),
     [
@@ -214,7 +230,7 @@ def test_a_page_token_cannot_be_reused_for_another_query(stub):
         ({"user": "u" * 200}, "longer than"),
         ({"user": "ada", "page_size": 5000}, "page_size"),
         ({"user": "ada", "page_size": -1}, "page_size"),
-        ({"user": "ada", "page_token": "not-a-token"}, "malformed"),
+        ({"user": "ada", "page_token": "not-a-token"}, "not one this service issued"),
         ({"user": "ada", "page_token": "x" * 600}, "too long"),
         ({"window": {"since": timestamp(datetime(2024, 2, 1)), "until": timestamp(datetime(2024, 1, 1))}}, "after"),
         ({"window": {"since": timestamp(datetime(2024, 1, 1)), "until": timestamp(datetime(2024, 6, 1))}}, "longer than"),
