@@ -81,7 +81,7 @@ def recognise_all(base_url: str, uploads: Iterable[evalsets.Upload], concurrency
             if reply.status_code == 201:
                 return upload, int(reply.json()["digit"]), None
             if 400 <= reply.status_code < 500:
-                return upload, None, f"{reply.status_code} {reply.json().get('reason')}"
+                return upload, None, f"{reply.status_code} {reply.json().get('type')}"
             raise RuntimeError(f"{upload.filename}: HTTP {reply.status_code} {reply.text[:200]}")
 
         with ThreadPoolExecutor(concurrency) as pool:

@@ -12,15 +12,18 @@ from pathlib import Path
 import grpc
 from fastapi import FastAPI, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import UploadFile
 
 from digits.v1 import recognizer_pb2, recorder_pb2
-from services.gateway.backends import ApiError, Backends, to_api_error
+from services.gateway import problems
+from services.gateway.backends import Backends, to_problem
 from services.gateway.config import Config
 from services.gateway.limits import BodySizeLimit
-from services.gateway.models import Error, Recognition, RecognitionPage
+from services.gateway.models import Recognition, RecognitionPage
+from services.gateway.problems import Problem
+from services.gateway.request_id import RequestId
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +40,6 @@ UPSTREAM_ERRORS = Counter(
     "digits_gateway_upstream_errors_total", "Failed calls to a dependency, by dependency and gRPC code.",
     ["dependency", "code"],
 )  # fmt: skip
-
-_ERROR_RESPONSES = {
-    status: {"model": Error, "description": text}
-    for status, text in {
-        400: "A field is missing or invalid.",
-        404: "No recognition has that id.",
-        413: "The upload is larger than the limit.",
-        415: "Not multipart/form-data, or the file is not an image.",
-        422: "The image is empty, corrupt, or shows no digit.",
-        503: "A dependency is down or too slow; retry later.",
-    }.items()
-}
 
 _UPLOAD_SCHEMA = {
     "requestBody": {
@@ -74,7 +65,7 @@ async def _call(dependency: str, rpc, request, timeout: float):  # type: ignore[
         return await rpc(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
         UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
-        raise to_api_error(exc, dependency) from None
+        raise to_problem(exc, dependency) from None
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -83,34 +74,42 @@ def _timestamp(moment: datetime) -> Timestamp:
     return stamp
 
 
+# The window's bounds must be instants a Timestamp (and Cassandra) can hold.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
 def _parse_time(name: str, value: str) -> datetime:
+    example = "an ISO 8601 time such as 2026-01-31T12:00:00Z"
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(
-            400, "INVALID_QUERY", f"`{name}` must be an ISO 8601 time such as 2026-01-31T12:00:00Z, not {value!r}"
-        ) from None
-    # A time without an offset is taken as UTC, the clock every record is kept in.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        # A time without an offset is taken as UTC, the clock every record is kept in.
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        in_range = _EARLIEST <= moment.astimezone(timezone.utc) < _LATEST
+    except (ValueError, OverflowError):
+        raise Problem("invalid-request", f"`{name}` must be {example}, not {value!r}") from None
+    if not in_range:
+        raise Problem("invalid-request", f"`{name}` must be between 1970 and 9999, not {value!r}")
+    return moment
 
 
 def _list_request(
     config: Config, user: str | None, since: str | None, until: str | None, limit: str | None, page_token: str | None
 ) -> recorder_pb2.ListRecognitionsRequest:
-    """The recorder request for GET /v1/recognitions; ApiError(400) says what is wrong."""
+    """The recorder request for GET /v1/recognitions; Problem(invalid-request) says what is wrong."""
     size = config.default_page_size
     if limit is not None:
         if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= config.max_page_size:
-            raise ApiError(400, "INVALID_QUERY", f"`limit` must be a whole number from 1 to {config.max_page_size}")
+            raise Problem("invalid-request", f"`limit` must be a whole number from 1 to {config.max_page_size}")
         size = int(limit)
     if page_token is not None and not 0 < len(page_token) <= 512:
-        raise ApiError(400, "INVALID_QUERY", "`page_token` must be a token from a previous page")
+        raise Problem("invalid-page-token", "`page_token` must be a token from a previous page")
     common = {"page_size": size, "page_token": page_token or ""}
     if user is not None:
         if since is not None or until is not None:
-            raise ApiError(400, "INVALID_QUERY", "give either `user` or a time window (`since`/`until`), not both")
+            raise Problem("invalid-request", "give either `user` or a time window (`since`/`until`), not both")
         if not user or len(user) > MAX_USER or not user.isprintable():
-            raise ApiError(400, "INVALID_QUERY", f"`user` must be printable text of 1 to {MAX_USER} characters")
+            raise Problem("invalid-request", f"`user` must be printable text of 1 to {MAX_USER} characters")
         return recorder_pb2.ListRecognitionsRequest(user=user, **common)
     window = recorder_pb2.TimeWindow()
     if since is not None:
@@ -123,21 +122,20 @@ def _list_request(
 async def _read_upload(request: Request) -> tuple[UploadFile, str]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        raise ApiError(
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
-            f"send multipart/form-data with an `image` file field, not {content_type or 'no content type'}",
+        raise Problem(
+            "unsupported-media-type",
+            f"send multipart/form-data with an `image` file field, not {content_type[:100] or 'no content type'}",
         )
     try:
         form = await request.form(max_files=1, max_fields=4, max_part_size=4096)
     except Exception as exc:  # the multipart parser's own errors: malformed body
-        raise ApiError(400, "MALFORMED_FORM", f"the multipart body could not be parsed: {exc}") from None
+        raise Problem("malformed-form", f"the multipart body could not be parsed: {str(exc)[:200]}") from None
     image = form.get("image")
     if not isinstance(image, UploadFile):
-        raise ApiError(400, "MISSING_IMAGE", "the form has no `image` file field")
+        raise Problem("missing-image", "the form has no `image` file field")
     user = form.get("user", "")
     if not isinstance(user, str) or len(user) > MAX_USER or not user.isprintable():
-        raise ApiError(400, "INVALID_USER", f"`user` must be printable text of at most {MAX_USER} characters")
+        raise Problem("invalid-user", f"`user` must be printable text of at most {MAX_USER} characters")
     return image, user
 
 
@@ -156,27 +154,30 @@ def create_app(config: Config) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
-
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        return JSONResponse({"detail": exc.detail, "reason": exc.reason}, status_code=exc.status, headers=headers)
+    problems.install(app)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        HTTP_SECONDS.labels(
-            getattr(route, "path", "unmatched"), request.method, str(response.status_code)
-        ).observe(time.perf_counter() - start)
-        return response
+        status = "500"  # unless a response comes back: an exception escaped to the 500 handler
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            route = request.scope.get("route")
+            HTTP_SECONDS.labels(getattr(route, "path", "unmatched"), request.method, status).observe(
+                time.perf_counter() - start
+            )
+
+    # Outermost (added last): every response, even the body limit's 413, carries the id.
+    app.add_middleware(RequestId)
 
     @app.post(
         "/v1/recognitions",
         status_code=201,
         response_model=Recognition,
-        responses=_ERROR_RESPONSES,
+        responses=problems.responses(400, 413, 415, 422, 502, 503),
         openapi_extra=_UPLOAD_SCHEMA,
         summary="Recognise the digit in an image and record it",
     )
@@ -221,7 +222,7 @@ def create_app(config: Config) -> FastAPI:
     @app.get(
         "/v1/recognitions",
         response_model=RecognitionPage,
-        responses=_ERROR_RESPONSES,
+        responses=problems.responses(400, 502, 503),
         summary="Stored recognitions, newest first: one user's history, or a time window",
         description="With `user`: that user's history. Otherwise everything received in "
         "[`since`, `until`) (default: the last 24 hours; at most 31 days). Follow `next_page_token` "
@@ -246,7 +247,7 @@ def create_app(config: Config) -> FastAPI:
     @app.get(
         "/v1/recognitions/{recognition_id}",
         response_model=Recognition,
-        responses=_ERROR_RESPONSES,
+        responses=problems.responses(400, 404, 502, 503),
         summary="A stored recognition",
     )
     async def get_recognition(recognition_id: uuid.UUID, request: Request) -> Recognition:
@@ -260,7 +261,7 @@ def create_app(config: Config) -> FastAPI:
 
     @app.get(
         "/v1/recognitions/{recognition_id}/image",
-        responses={200: {"content": {"image/*": {}}}, **_ERROR_RESPONSES},
+        responses={200: {"content": {"image/*": {}}}, **problems.responses(400, 404, 502, 503)},
         response_class=Response,
         summary="The stored image, byte for byte",
     )

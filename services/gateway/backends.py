@@ -1,50 +1,49 @@
-"""gRPC clients for the recognizer and the recorder, and how their errors reach HTTP."""
+"""gRPC clients for the recognizer and the recorder, and how their errors become problems."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import grpc
 
+from digits import errors
 from digits.v1 import recognizer_pb2_grpc, recorder_pb2_grpc
 from services.gateway.config import Config
+from services.gateway.problems import Problem
+
+log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status, a stable reason code and a message for people."""
-
-    def __init__(self, status: int, reason: str, detail: str, retry_after: int | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-        self.retry_after = retry_after
-
-
-# Reasons the recognizer gives for a bad image (its message starts with one), and their HTTP status.
-_IMAGE_STATUS = {
-    "NOT_AN_IMAGE": 415,
-    "IMAGE_TOO_LARGE": 413,
-    "EMPTY_IMAGE": 422,
-    "CORRUPT_IMAGE": 422,
-    "NO_DIGIT_FOUND": 422,
+# Reasons the services give (google.rpc.ErrorInfo, see digits/errors.py) that are the client's
+# to fix, and the problem type each becomes. Anything else is ours: 503 if worth a retry, else 502.
+_CLIENT_REASONS = {
+    "NOT_AN_IMAGE": "not-an-image",
+    "IMAGE_TOO_LARGE": "image-too-large",
+    "EMPTY_IMAGE": "empty-image",
+    "CORRUPT_IMAGE": "corrupt-image",
+    "NO_DIGIT_FOUND": "no-digit-found",
+    "RECOGNITION_NOT_FOUND": "recognition-not-found",
+    "INVALID_PAGE_TOKEN": "invalid-page-token",
+    "INVALID_QUERY": "invalid-request",
 }
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-def to_api_error(exc: grpc.aio.AioRpcError, dependency: str) -> ApiError:
-    code, details = exc.code(), exc.details() or ""
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
-        return ApiError(
-            503, "DEPENDENCY_UNAVAILABLE", f"the {dependency} is unavailable ({code.name}): {details}", retry_after=1
-        )
-    if code == grpc.StatusCode.NOT_FOUND:
-        return ApiError(404, "NOT_FOUND", details)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        reason, _, message = details.partition(": ")
-        if reason in _IMAGE_STATUS:
-            return ApiError(_IMAGE_STATUS[reason], reason, message)
-        return ApiError(400, "INVALID_ARGUMENT", details)
-    return ApiError(502, "DEPENDENCY_ERROR", f"the {dependency} failed ({code.name}): {details}")
+def to_problem(exc: grpc.aio.AioRpcError, dependency: str) -> Problem:
+    """The problem a failed call becomes. A service's own message is shown only for reasons
+    that are the client's to fix (it describes their input); for the rest the client learns
+    which dependency failed, never its internals, which go to the log."""
+    code, reason = exc.code(), errors.reason_of(exc)
+    if reason in _CLIENT_REASONS:
+        return Problem(_CLIENT_REASONS[reason], exc.details() or reason)
+    log.warning(
+        "dependency call failed",
+        extra={"dependency": dependency, "code": code.name, "reason": reason, "details": exc.details()},
+    )
+    if code in _RETRYABLE:
+        return Problem("dependency-unavailable", f"the {dependency} is unavailable; retry shortly", retry_after=1)
+    return Problem("dependency-failed", f"the {dependency} could not answer ({code.name}{': ' + reason if reason else ''})")
 
 
 def _service_config(retry_service: str | None = None) -> str:

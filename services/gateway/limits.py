@@ -8,9 +8,9 @@ client went away, so whatever the app does next is dropped rather than turned in
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway import problems
 
 
 class BodySizeLimit:
@@ -24,7 +24,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
 
         received = 0
@@ -40,7 +40,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes and not started:
                     rejected = True
-                    await self._reject(send)
+                    await self._reject(scope, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -53,16 +53,19 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"the request body exceeds {self.max_bytes} bytes", "reason": "REQUEST_TOO_LARGE"}
-        ).encode()
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        body = problems.encoded(
+            "request-too-large",
+            f"the request body exceeds {self.max_bytes} bytes",
+            scope.get("state", {}).get("request_id", ""),
+            scope.get("path", ""),
+        )
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", problems.MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

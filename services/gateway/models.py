@@ -39,11 +39,6 @@ class Recognition(BaseModel):
         )
 
 
-class Error(BaseModel):
-    detail: str = Field(description="What went wrong, for a person.")
-    reason: str = Field(description="A stable code for programs, e.g. NOT_AN_IMAGE or DEPENDENCY_UNAVAILABLE.")
-
-
 class RecognitionPage(BaseModel):
     items: list[Recognition] = Field(description="Newest first.")
     next_page_token: str | None = Field(

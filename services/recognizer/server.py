@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from digits import errors
 from digits.grpc_server import GrpcService
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 from services.recognizer import preprocess
@@ -110,7 +111,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
 
     async def _ready(self, context: grpc.aio.ServicerContext) -> tuple[DigitModel, Batcher]:
         if self._model is None or self._batcher is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry shortly")
+            await errors.abort(context, grpc.StatusCode.UNAVAILABLE, "MODEL_LOADING", "the model is still loading; retry shortly")
         return self._model, self._batcher  # type: ignore[return-value]
 
     async def _field(self, data: bytes) -> np.ndarray | preprocess.ImageError:
@@ -130,17 +131,17 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         try:
             return list(await asyncio.gather(*(batcher.submit(field) for field in fields)))
         except BatcherClosed:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
+            await errors.abort(context, grpc.StatusCode.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down; retry")
         except Exception:
             log.exception("inference failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "inference failed")
+            await errors.abort(context, grpc.StatusCode.INTERNAL, "INFERENCE_FAILED", "inference failed")
         raise AssertionError("unreachable: abort raises")
 
     async def Recognize(self, request, context):  # type: ignore[no-untyped-def]
         model, batcher = await self._ready(context)
         field = await self._field(request.image)
         if isinstance(field, preprocess.ImageError):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field.reason}: {field}")
+            await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, field.reason, str(field))
         (probabilities,) = await self._classify(batcher, [field], context)
         return _recognition(probabilities, model.version)
 
@@ -148,10 +149,10 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         model, batcher = await self._ready(context)
         limit = self._config.max_images_per_call
         if len(request.images) > limit:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"TOO_MANY_IMAGES: {len(request.images)} images in one call; the limit is {limit}",
-            )
+            await errors.abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_IMAGES",
+                f"{len(request.images)} images in one call; the limit is {limit}",
+            )  # fmt: skip
         fields = await asyncio.gather(*(self._field(data) for data in request.images))
         good = [f for f in fields if not isinstance(f, preprocess.ImageError)]
         outputs = iter(await self._classify(batcher, good, context))

@@ -15,6 +15,7 @@ from cassandra import DriverException, InvalidRequest, OperationTimedOut, ReadTi
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from digits import errors
 from digits.grpc_server import GrpcService
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from services.recorder import paging
@@ -183,12 +184,14 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
 
     async def _require_store(self, context) -> RecognitionStore:  # type: ignore[no-untyped-def]
         if self._store is None:
-            reason = (
-                "the keyspace and tables do not exist yet (the schema migration has not run); retry shortly"
-                if self._session is not None
-                else "not connected to Cassandra yet; retry shortly"
+            if self._session is not None:
+                await errors.abort(
+                    context, grpc.StatusCode.UNAVAILABLE, "SCHEMA_NOT_READY",
+                    "the keyspace and tables do not exist yet (the schema migration has not run); retry shortly",
+                )  # fmt: skip
+            await errors.abort(
+                context, grpc.StatusCode.UNAVAILABLE, "CASSANDRA_NOT_CONNECTED", "not connected to Cassandra yet; retry shortly"
             )
-            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
         return self._store  # type: ignore[return-value]
 
     def _deadline(self, context) -> float:  # type: ignore[no-untyped-def]
@@ -201,10 +204,10 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         return time.monotonic() + budget
 
     @staticmethod
-    async def _fail(context, operation: str, kind: str, code: grpc.StatusCode, message: str) -> NoReturn:  # type: ignore[no-untyped-def]
+    async def _fail(context, operation: str, kind: str, code: grpc.StatusCode, message: str, reason: str) -> NoReturn:  # type: ignore[no-untyped-def]
+        """Count the failure (by operation and kind) and end the call with ErrorInfo(reason)."""
         ERRORS.labels(operation, kind).inc()
-        await context.abort(code, message)
-        raise AssertionError("unreachable")  # abort raises
+        await errors.abort(context, code, reason, message)
 
     async def _cassandra_failed(self, context, operation: str, exc: Exception, consistency: str) -> NoReturn:  # type: ignore[no-untyped-def]
         kind = _kind(exc)
@@ -214,7 +217,8 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         else:
             what = f"could not answer at {consistency}; retry later"
         code = grpc.StatusCode.PERMISSION_DENIED if kind == "unauthorized" else grpc.StatusCode.UNAVAILABLE
-        await self._fail(context, operation, kind, code, f"Cassandra {what} ({kind}: {_ADVICE.get(kind, str(exc))})")
+        message = f"Cassandra {what} ({kind}: {_ADVICE.get(kind, str(exc))})"
+        await self._fail(context, operation, kind, code, message, f"CASSANDRA_{kind.upper()}")
 
     # ---- RPCs
 
@@ -223,7 +227,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         now = datetime.now(timezone.utc)
         problem = _invalid(request, self._config.max_image_bytes, now)
         if problem:
-            await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem, "INVALID_RECORD")
         rec = request.recognition
         received_at = to_millis(rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now)
         request_id = uuid.UUID(request.request_id) if request.request_id else None
@@ -257,7 +261,8 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             parsed = uuid.UUID(record_id)
         except ValueError:
             await self._fail(
-                context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, f"id {record_id!r} is not a UUID"
+                context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, f"id {record_id!r} is not a UUID",
+                "INVALID_ID",
             )
         try:
             record = await store.get(parsed, self._deadline(context), include_image=include_image)
@@ -265,13 +270,15 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             await self._cassandra_failed(context, operation, exc, store.read_consistency)
         if record is None:
             await self._fail(
-                context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}"
+                context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}",
+                "RECOGNITION_NOT_FOUND",
             )
         if include_image and len(record.image or b"") != record.image_size:
             # Cannot happen with quorum reads and writes (the image is written first); say so loudly if it does.
             await self._fail(
                 context, operation, "data_loss", grpc.StatusCode.DATA_LOSS,
                 f"the image of {record_id} has {len(record.image or b'')} of its {record.image_size} bytes",
+                "IMAGE_INCOMPLETE",
             )  # fmt: skip
         return record
 
@@ -290,7 +297,8 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         try:
             query, cursor = self._list_query(request)
         except ValueError as exc:
-            await self._fail(context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            reason = "INVALID_PAGE_TOKEN" if isinstance(exc, paging.BadToken) else "INVALID_QUERY"
+            await self._fail(context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, str(exc), reason)
         size = request.page_size or DEFAULT_PAGE_SIZE
         deadline = self._deadline(context)
         try:
@@ -320,13 +328,13 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         if request.page_token:
             query, cursor = paging.decode(request.page_token, self._token_key)  # BadToken is a ValueError
             if not self._same_query(request, query):
-                raise ValueError("page_token belongs to another query; start again without it")
+                raise paging.BadToken("page_token belongs to another query; start again without it")
             if isinstance(query, paging.WindowQuery):
                 # Signed, and checked again all the same: a key that leaked, or limits lowered
                 # since the token was issued, must not open a longer walk.
                 self._check_window(query.since, query.until)
                 if not paging.day_of(query.since) <= cursor.bucket <= paging.day_of(query.until):
-                    raise ValueError("page_token points outside its window")
+                    raise paging.BadToken("page_token points outside its window")
             return query, cursor
         if kind == "user":
             return paging.UserQuery(request.user), None

@@ -71,31 +71,35 @@ def test_the_web_page_is_served(http):
 
 
 @pytest.mark.parametrize(
-    ("request_kwargs", "status", "reason"),
+    ("request_kwargs", "status", "problem"),
     [
-        ({"files": {"image": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "NOT_AN_IMAGE"),
-        ({"files": {"image": ("empty.png", b"", "image/png")}}, 422, "EMPTY_IMAGE"),
-        ({"files": {"other": ("seven.png", SEVEN, "image/png")}}, 400, "MISSING_IMAGE"),
-        ({"data": {"user": "ada"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ({"files": {"image": ("notes.txt", b"hello, not an image", "text/plain")}}, 415, "not-an-image"),
+        ({"files": {"image": ("empty.png", b"", "image/png")}}, 422, "empty-image"),
+        ({"files": {"other": ("seven.png", SEVEN, "image/png")}}, 400, "missing-image"),
+        ({"data": {"user": "ada"}}, 415, "unsupported-media-type"),
         ({"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, None),
-        ({"json": {"image": "base64?"}}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-        ({"files": {"image": ("big.png", b"\x89PNG" + b"0" * UPLOAD_LIMIT, "image/png")}}, 413, "REQUEST_TOO_LARGE"),
-        ({"files": {"image": ("seven.png", SEVEN, "image/png")}, "data": {"user": "x" * 200}}, 400, "INVALID_USER"),
+        ({"json": {"image": "base64?"}}, 415, "unsupported-media-type"),
+        ({"files": {"image": ("big.png", b"\x89PNG" + b"0" * UPLOAD_LIMIT, "image/png")}}, 413, "request-too-large"),
+        ({"files": {"image": ("seven.png", SEVEN, "image/png")}, "data": {"user": "x" * 200}}, 400, "invalid-user"),
     ],
     ids=["text-file", "empty-file", "missing-field", "form-urlencoded", "empty-body", "json", "too-large", "long-user"],
 )
-def test_bad_requests_get_a_clear_4xx(http, request_kwargs, status, reason):
+def test_bad_requests_get_a_clear_4xx(http, request_kwargs, status, problem):
     reply = http.post("/v1/recognitions", **request_kwargs)
     assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
     body = reply.json()
-    assert body["detail"]
-    if reason:
-        assert body["reason"] == reason
+    assert body["detail"] and body["status"] == status and body["title"]
+    assert body["request_id"] == reply.headers["x-request-id"]
+    if problem:
+        assert body["type"] == f"/problems/{problem}"
 
 
 def test_unknown_and_malformed_ids(http):
     assert http.get(f"/v1/recognitions/{uuid.uuid1()}").status_code == 404
-    assert http.get("/v1/recognitions/not-a-uuid").status_code == 422
+    malformed = http.get("/v1/recognitions/not-a-uuid")
+    assert malformed.status_code == 400 and malformed.json()["type"] == "/problems/invalid-request"
+    assert http.get(f"/v1/recognitions/{uuid.uuid1()}").json()["type"] == "/problems/recognition-not-found"
 
 
 def test_metrics_are_exposed_by_every_service(stack, http):
@@ -115,8 +119,9 @@ def test_a_down_recorder_gives_a_prompt_503_and_nothing_hangs(stack, http):
         start = time.monotonic()
         reply = upload(http)
         assert reply.status_code == 503
-        assert reply.json()["reason"] == "DEPENDENCY_UNAVAILABLE"
-        assert "recorder" in reply.json()["detail"]
+        assert reply.json()["type"] == "/problems/dependency-unavailable"
+        # Which dependency, and nothing of its internals (transport errors, addresses).
+        assert reply.json()["detail"] == "the recorder is unavailable; retry shortly"
         assert reply.headers["retry-after"]
         assert time.monotonic() - start < 5
         # The gateway itself can still serve (the page, reads of other kinds): it stays ready,
@@ -203,7 +208,8 @@ def test_a_time_window_over_http(http):
 def test_bad_listing_parameters_get_a_clear_400(http, params):
     reply = http.get("/v1/recognitions", params=params)
     assert reply.status_code == 400, reply.text
-    assert reply.json()["detail"] and reply.json()["reason"] in ("INVALID_QUERY", "INVALID_ARGUMENT")
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["detail"] and reply.json()["type"] in ("/problems/invalid-request", "/problems/invalid-page-token")
 
 
 def test_the_image_of_an_unknown_id_is_404(http):

@@ -7,6 +7,8 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+
+from digits import errors
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -90,7 +92,10 @@ def test_bad_images_are_invalid_argument_and_the_service_keeps_serving(recognize
     with pytest.raises(grpc.RpcError) as caught:
         recognize(recognizer, data)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.details().startswith(reason)
+    # The reason travels as google.rpc.ErrorInfo in the status details, not in the message text.
+    assert errors.reason_of(caught.value) == reason
+    assert errors.error_info(caught.value).domain == "digits.v1"
+    assert caught.value.details() and not caught.value.details().startswith(reason)
     assert recognize(recognizer, (DATA / "seven.png").read_bytes()).digit == 7
 
 
@@ -148,7 +153,7 @@ def test_recognize_batch_refuses_more_images_than_the_limit(recognizer):
     with pytest.raises(grpc.RpcError) as caught:
         stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[seven] * (MAX_IMAGES_PER_CALL + 1)))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.details().startswith("TOO_MANY_IMAGES")
+    assert errors.reason_of(caught.value) == "TOO_MANY_IMAGES"
     reply = stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[seven] * MAX_IMAGES_PER_CALL))
     assert [r.recognition.digit for r in reply.results] == [7] * MAX_IMAGES_PER_CALL
 

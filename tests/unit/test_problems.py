@@ -1,0 +1,35 @@
+"""The gateway's 500 path, which no client input reaches: a bug must still be a problem without
+internals, logged with its traceback. Uses a small fake: the recognizer stub is replaced by a
+function that raises (no gRPC service runs in this test)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi.testclient import TestClient
+
+from services.gateway.app import create_app
+from services.gateway.config import Config
+
+
+def test_an_unexpected_exception_is_a_logged_problem_without_internals(caplog):
+    app = create_app(Config(recognizer_address="127.0.0.1:9", recorder_address="127.0.0.1:9"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("secret internals: password=hunter2")
+
+        app.state.backends.recognizer.Recognize = broken  # the fake
+        with caplog.at_level(logging.ERROR):
+            reply = client.post(
+                "/v1/recognitions", files={"image": ("a.png", b"\x89PNG", "image/png")}, headers={"X-Request-ID": "bug-1"}
+            )
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.headers["x-request-id"] == "bug-1"
+    body = reply.json()
+    assert body["type"] == "/problems/internal-error" and body["request_id"] == "bug-1"
+    assert "secret" not in reply.text and "RuntimeError" not in reply.text
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged and logged[0].exc_info and "secret internals" in str(logged[0].exc_info[1])
+    assert logged[0].request_id == "bug-1"
