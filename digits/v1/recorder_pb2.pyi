@@ -38,12 +38,14 @@ class Recognition(_message.Message):
     def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
-    __slots__ = ("request_id", "recognition")
+    __slots__ = ("request_id", "recognition", "idempotency_key")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RECOGNITION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     recognition: Recognition
-    def __init__(self, request_id: _Optional[str] = ..., recognition: _Optional[_Union[Recognition, _Mapping]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, request_id: _Optional[str] = ..., recognition: _Optional[_Union[Recognition, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetRecognitionRequest(_message.Message):
     __slots__ = ("id", "include_image")

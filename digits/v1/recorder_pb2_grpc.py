@@ -67,11 +67,19 @@ class RecorderServicer:
         so retrying a request with the same two values rewrites the same rows and returns
         the same id; it never creates a second record.
 
+        With an idempotency_key, a retry needs nothing else in common with the first attempt:
+        the first call to claim the key fixes the record's request_id and received_at, and every
+        later call with the same key and the same user and image returns (and, if the first
+        attempt did not finish, completes) that same record, with the response trailer
+        `digits-replayed: true`. The same key with another user or image is refused.
+
         Errors:
-        INVALID_ARGUMENT  a required field is missing or out of range.
-        UNAVAILABLE       Cassandra cannot reach the consistency level (or did not answer
+        INVALID_ARGUMENT     a required field is missing or out of range.
+        FAILED_PRECONDITION  idempotency_key was used before for another user or image
+        (ErrorInfo reason IDEMPOTENCY_KEY_REUSED).
+        UNAVAILABLE          Cassandra cannot reach the consistency level (or did not answer
         in time); the write was not acknowledged. Retrying with the same
-        request_id and received_at is safe.
+        request_id and received_at, or the same idempotency_key, is safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

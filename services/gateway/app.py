@@ -24,11 +24,13 @@ from services.gateway.limits import BodySizeLimit
 from services.gateway.models import Recognition, RecognitionPage
 from services.gateway.problems import Problem
 from services.gateway.request_id import RequestId
+from digits.trailers import REPLAYED as REPLAYED_TRAILER
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_USER = 128
+MAX_IDEMPOTENCY_KEY = 128
 
 HTTP_SECONDS = Histogram(
     "digits_gateway_request_seconds",
@@ -42,6 +44,19 @@ UPSTREAM_ERRORS = Counter(
 )  # fmt: skip
 
 _UPLOAD_SCHEMA = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Any string of 1-128 printable ASCII characters that you choose per upload (a UUID "
+            "is a good choice). Retrying with the same key, user and image returns the first attempt's record "
+            "(status 200, header `Idempotent-Replayed: true`) instead of storing a second one, even when the "
+            "first attempt timed out after its write; the same key with another image or user is refused "
+            "(422 idempotency-key-reused). Keys are remembered for a day.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -60,9 +75,14 @@ _UPLOAD_SCHEMA = {
 }
 
 
-async def _call(dependency: str, rpc, request, timeout: float):  # type: ignore[no-untyped-def]
+async def _call(dependency: str, rpc, request, timeout: float, trailers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """One call; its failure as a Problem. ``trailers``, if given, receives the call's trailers."""
     try:
-        return await rpc(request, timeout=timeout)
+        call = rpc(request, timeout=timeout)
+        reply = await call
+        if trailers is not None:
+            trailers.update(await call.trailing_metadata() or ())
+        return reply
     except grpc.aio.AioRpcError as exc:
         UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
         raise to_problem(exc, dependency) from None
@@ -117,6 +137,37 @@ def _list_request(
     if until is not None:
         window.until.CopyFrom(_timestamp(_parse_time("until", until)))
     return recorder_pb2.ListRecognitionsRequest(window=window, **common)
+
+
+# The formats the recognizer accepts, by their first bytes.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+
+
+def sniff_image_type(data: bytes) -> str:
+    """The media type of stored bytes, from their signature; octet-stream when unknown."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for signature, media_type in _SIGNATURES:
+        if data.startswith(signature):
+            return media_type
+    return "application/octet-stream"
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get("idempotency-key", "")
+    if "idempotency-key" in request.headers and not (
+        0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable()
+    ):
+        raise Problem("invalid-request", f"`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    return key
 
 
 async def _read_upload(request: Request) -> tuple[UploadFile, str]:
@@ -181,8 +232,9 @@ def create_app(config: Config) -> FastAPI:
         openapi_extra=_UPLOAD_SCHEMA,
         summary="Recognise the digit in an image and record it",
     )
-    async def create_recognition(request: Request) -> Recognition:
+    async def create_recognition(request: Request, response: Response) -> Recognition:
         backends: Backends = request.app.state.backends
+        key = _idempotency_key(request)
         # The moment of receipt is part of the record's identity (with request_id): it must
         # not change between attempts of the same Record call.
         received_at = datetime.now(timezone.utc)
@@ -196,6 +248,7 @@ def create_app(config: Config) -> FastAPI:
             recognizer_pb2.RecognizeRequest(image=image, content_type=upload.content_type or ""),
             config.recognize_timeout_seconds,
         )
+        trailers: dict[str, str] = {}
         stored = await _call(
             "recorder",
             backends.recorder.Record,
@@ -213,10 +266,16 @@ def create_app(config: Config) -> FastAPI:
                     client_address=request.client.host if request.client else "",
                     received_at=_timestamp(received_at),
                 ),
+                idempotency_key=key,
             ),
             config.record_timeout_seconds,
+            trailers,
         )
-        log.info("recognised", extra={"id": stored.id, "digit": stored.digit, "user": user})
+        if trailers.get(REPLAYED_TRAILER) == "true":
+            # The same Idempotency-Key, user and image as an earlier upload: its record.
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        log.info("recognised", extra={"id": stored.id, "digit": stored.digit, "user": user, "replayed": response.status_code == 200})  # noqa: E501
         return Recognition.from_proto(stored)
 
     @app.get(
@@ -272,9 +331,14 @@ def create_app(config: Config) -> FastAPI:
             recorder_pb2.GetImageRequest(id=str(recognition_id)),
             config.read_timeout_seconds,
         )
-        # Never let a browser sniff stored bytes into HTML: they came from a stranger.
-        media_type = image.content_type if image.content_type.startswith("image/") else "application/octet-stream"
-        return Response(image.data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
+        # The bytes came from a stranger: their type is what they are, not what the uploader
+        # claimed (an "image/svg+xml" PNG, say), browsers may not sniff them into something
+        # else, and nothing in them may run or load anything.
+        return Response(
+            image.data,
+            media_type=sniff_image_type(image.data),
+            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"},
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

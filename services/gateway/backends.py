@@ -26,6 +26,7 @@ _CLIENT_REASONS = {
     "RECOGNITION_NOT_FOUND": "recognition-not-found",
     "INVALID_PAGE_TOKEN": "invalid-page-token",
     "INVALID_QUERY": "invalid-request",
+    "IDEMPOTENCY_KEY_REUSED": "idempotency-key-reused",
 }
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
 

@@ -55,6 +55,7 @@ TYPES: dict[str, ProblemType] = {
     "not-an-image": ProblemType(415, "The file is not an image", "Its bytes are not a PNG, JPEG, GIF, BMP, TIFF or WebP image."),  # noqa: E501
     "empty-image": ProblemType(422, "The image is empty", "The file has no bytes, or the picture is blank."),
     "corrupt-image": ProblemType(422, "The image is damaged", "The file is an image format, but truncated or corrupt."),  # noqa: E501
+    "idempotency-key-reused": ProblemType(422, "The Idempotency-Key belongs to another upload", "It was used before with another image or user; each new upload needs a new key."),  # noqa: E501
     "no-digit-found": ProblemType(422, "No digit was found in the image", "Nothing in the picture stands out from the background."),  # noqa: E501
     "dependency-failed": ProblemType(502, "A service behind the API failed", "A bug or a misconfiguration behind the gateway; retrying will not help. Quote `request_id` when you report it."),  # noqa: E501
     "dependency-unavailable": ProblemType(503, "Temporarily unavailable", "A service behind the API is down or overloaded. Retry after `Retry-After` seconds; see the README for what a retried upload stores."),  # noqa: E501

@@ -47,6 +47,8 @@ class Config:
     # When Cassandra cannot write a logged batch's batch log (a node just died and is not yet
     # detected as down), write the same rows unlogged instead of failing: see store.py.
     batchlog_fallback: bool = True  # RECORDER_BATCHLOG_FALLBACK
+    # How long an Idempotency-Key is remembered: a retry later than this stores a new record.
+    idempotency_ttl_seconds: int = 86_400  # RECORDER_IDEMPOTENCY_TTL_SECONDS
     max_page_size: int = 1000  # RECORDER_MAX_PAGE_SIZE: ListRecognitions
     # Signs page tokens (HMAC-SHA256). Every replica needs the same key (a Kubernetes Secret);
     # empty means a random key per process, so tokens die with it (fine for one local process).

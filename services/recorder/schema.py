@@ -9,6 +9,9 @@ Tables (``<ks>`` is the configured keyspace):
 - ``user_months``: which months a user has records in, newest first (at most 12 rows a year),
   so paging a history never probes empty months.
 - ``recognitions_by_day``: everything received on one UTC day, newest first; partition = day.
+- ``idempotency_keys``: which request (request id, received_at) first claimed an
+  Idempotency-Key, and a fingerprint of who uploaded what; claimed with a lightweight
+  transaction, kept for a day (TTL).
 
 The three ``recognitions*`` rows and the ``user_months`` row of a record are written in one
 logged batch (see ``store.py``), so a query never sees half a record.
@@ -84,7 +87,10 @@ def tables() -> dict[str, dict[str, str]]:
         "recognitions_by_user": {**RECORD_COLUMNS, "month": "date"},
         "user_months": {"user": "text", "month": "date"},
         "recognitions_by_day": {**RECORD_COLUMNS, "day": "date"},
-    }
+        "idempotency_keys": {
+            "idempotency_key": "text", "request_id": "uuid", "received_at": "timestamp", "fingerprint": "blob",
+        },
+    }  # fmt: skip
 
 
 def statements(keyspace: str, datacenters: Mapping[str, int]) -> list[str]:
@@ -102,6 +108,8 @@ def statements(keyspace: str, datacenters: Mapping[str, int]) -> list[str]:
         # Day buckets: ~250 bytes a row without the image, so 100 MB (a comfortable partition)
         # holds ~400k records a day, a sustained ~5 records/s.
         _table(keyspace, "recognitions_by_day", t["recognitions_by_day"], "day, id", "id DESC"),
+        # One row per key, written with a TTL: the first upload that claimed it.
+        _table(keyspace, "idempotency_keys", t["idempotency_keys"], "idempotency_key"),
     ]
 
 

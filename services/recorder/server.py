@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -15,14 +16,14 @@ from cassandra import DriverException, InvalidRequest, OperationTimedOut, ReadTi
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from digits import errors
+from digits import errors, trailers
 from digits.grpc_server import GrpcService
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from services.recorder import paging
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
 from services.recorder.metrics import ERRORS, RECORDS
-from services.recorder.store import DeadlineExceeded, Page, RecognitionStore, Record, connect
+from services.recorder.store import Claim, DeadlineExceeded, Page, RecognitionStore, Record, connect
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ MAX_MODEL_VERSION = 64
 DEFAULT_PAGE_SIZE = 50
 # How far in the future a client's received_at may be (clock skew between machines).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_IDEMPOTENCY_KEY = 128
 
 # Cassandra could not reach the consistency level or answer in time: nothing was acknowledged,
 # and the client may retry (with the same request_id).
@@ -112,6 +114,9 @@ def _invalid(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: dat
     ):
         if len(getattr(rec, name)) > limit:
             return f"recognition.{name} is longer than {limit} characters"
+    key = request.idempotency_key
+    if key and (len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable()):
+        return f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
     if request.request_id:
         try:
             uuid.UUID(request.request_id)
@@ -124,6 +129,11 @@ def _invalid(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: dat
         if received_at.year < 2000 or received_at > now + MAX_CLOCK_SKEW:
             return f"recognition.received_at {received_at.isoformat()} is not a plausible upload time"
     return None
+
+
+def _fingerprint(rec: recorder_pb2.Recognition) -> bytes:
+    """What makes two uploads the same upload: who sent it and the exact bytes."""
+    return hashlib.sha256(rec.user.encode() + b"\0" + rec.image).digest()
 
 
 class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
@@ -231,6 +241,22 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         rec = request.recognition
         received_at = to_millis(rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now)
         request_id = uuid.UUID(request.request_id) if request.request_id else None
+        replayed = False
+        if request.idempotency_key:
+            candidate = Claim(request_id or uuid.uuid4(), received_at, _fingerprint(rec), first=True)
+            try:
+                claim = await store.claim(request.idempotency_key, candidate, self._deadline(context))
+            except _UNAVAILABLE as exc:
+                await self._cassandra_failed(context, "record", exc, store.write_consistency)
+            if claim.fingerprint != candidate.fingerprint:
+                await self._fail(
+                    context, "record", "idempotency_key_reused", grpc.StatusCode.FAILED_PRECONDITION,
+                    "this Idempotency-Key was used before for another upload; use a new key for a new upload",
+                    "IDEMPOTENCY_KEY_REUSED",
+                )  # fmt: skip
+            # The record is the first attempt's, whether or not that attempt finished: writing
+            # it again (same id, same rows) completes it, and changes nothing if it had.
+            request_id, received_at, replayed = claim.request_id, claim.received_at, not claim.first
         record = Record(
             # Without a request id there is nothing to recognise a retry by: a fresh id.
             id=record_id(received_at, request_id or uuid.uuid4()),
@@ -252,7 +278,9 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         except _UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
         RECORDS.inc()
-        log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size})
+        log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size, "replayed": replayed})  # noqa: E501
+        if replayed:
+            context.set_trailing_metadata(((trailers.REPLAYED, "true"),))
         return _to_proto(record)
 
     async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]

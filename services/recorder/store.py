@@ -64,6 +64,17 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Who first used an idempotency key: the request id and receipt time its record is made
+    of, a fingerprint of what it uploaded, and whether this call was that first one."""
+
+    request_id: uuid.UUID
+    received_at: datetime
+    fingerprint: bytes
+    first: bool
+
+
+@dataclass(frozen=True)
 class Page:
     records: list[Record]
     next_cursor: Cursor | None
@@ -178,6 +189,13 @@ class RecognitionStore:
             f"INSERT INTO {ks}.recognitions_by_user (month, {_COLUMN_LIST}) VALUES (?, {marks})", write_cl
         )
         self._insert_user_month = prepare(f"INSERT INTO {ks}.user_months (user, month) VALUES (?, ?)", write_cl)
+        self._claim = prepare(
+            f"INSERT INTO {ks}.idempotency_keys (idempotency_key, request_id, received_at, fingerprint) "
+            "VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
+            write_cl,
+        )
+        # A lightweight transaction: its Paxos round runs at the serial level of the local DC.
+        self._claim.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._select = prepare(f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions WHERE id = ?", read_cl)
         self._select_chunks = prepare(f"SELECT chunk, data FROM {ks}.images WHERE id = ?", read_cl)
         self._select_months = prepare(f"SELECT month FROM {ks}.user_months WHERE user = ?", read_cl)
@@ -228,6 +246,24 @@ class RecognitionStore:
             pause = min(pause * 2, 1.0)
 
     # ---- writes
+
+    async def claim(self, key: str, candidate: Claim, deadline: float) -> Claim:
+        """Claim ``key`` with ``candidate``'s request, or learn who claimed it first.
+
+        IF NOT EXISTS makes exactly one claim win, however many attempts race. A claim whose
+        outcome is unknown (a timeout) is simply made again by the client's retry, which then
+        finds its own first claim, or makes it.
+        """
+        values = [key, candidate.request_id, candidate.received_at, candidate.fingerprint,
+                  self._config.idempotency_ttl_seconds]  # fmt: skip
+        rows = await self._execute(self._claim, values, deadline)
+        row = rows[0]
+        if row["[applied]"]:
+            return candidate
+        received_at = row["received_at"]
+        if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
+            received_at = received_at.replace(tzinfo=timezone.utc)
+        return Claim(row["request_id"], received_at, row["fingerprint"], first=False)
 
     async def record(self, record: Record, deadline: float) -> None:
         """Store ``record`` (image included) at the write consistency level."""

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from services.gateway.problems import TYPES
+from tests.helpers import DATA
 
 
 @pytest.fixture()
@@ -85,3 +86,14 @@ def test_openapi_documents_problems_and_nothing_else(http):
     upload = schema["paths"]["/v1/recognitions"]["post"]["responses"]
     assert {"413", "415", "422", "503"} <= set(upload)
     assert "/problems/not-an-image" in upload["415"]["description"]
+
+
+def test_a_stored_image_is_served_as_what_it_is_not_as_claimed(http):
+    seven = (DATA / "seven.png").read_bytes()
+    made = http.post("/v1/recognitions", files={"image": ("x.svg", seven, "image/svg+xml")})
+    assert made.status_code == 201, made.text
+    image = http.get(made.json()["image_url"])
+    assert image.content == seven
+    assert image.headers["content-type"] == "image/png"
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in image.headers["content-security-policy"]

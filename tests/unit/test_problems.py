@@ -33,3 +33,28 @@ def test_an_unexpected_exception_is_a_logged_problem_without_internals(caplog):
     logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
     assert logged and logged[0].exc_info and "secret internals" in str(logged[0].exc_info[1])
     assert logged[0].request_id == "bug-1"
+
+
+def test_the_readme_lists_every_problem_type():
+    from services.gateway.problems import TYPES
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for slug, kind in TYPES.items():
+        assert f"| {kind.status} | `/problems/{slug}` | {kind.title} |" in readme, slug
+
+
+def test_stored_images_are_typed_by_their_bytes():
+    import io
+
+    from PIL import Image
+
+    from services.gateway.app import sniff_image_type
+
+    for fmt, media_type in (("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("BMP", "image/bmp"),
+                            ("TIFF", "image/tiff"), ("WEBP", "image/webp")):  # fmt: skip
+        buffer = io.BytesIO()
+        Image.new("L", (8, 8)).save(buffer, fmt)
+        assert sniff_image_type(buffer.getvalue()) == media_type, fmt
+    assert sniff_image_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>") == "application/octet-stream"
+    assert sniff_image_type(b"") == "application/octet-stream"
