@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import UploadFile
 
+from digits.trailers import REPLAYED as REPLAYED_TRAILER
 from digits.v1 import recognizer_pb2, recorder_pb2
 from services.gateway import problems
 from services.gateway.backends import Backends, to_problem
@@ -24,7 +25,6 @@ from services.gateway.limits import BodySizeLimit
 from services.gateway.models import Recognition, RecognitionPage
 from services.gateway.problems import Problem
 from services.gateway.request_id import RequestId
-from digits.trailers import REPLAYED as REPLAYED_TRAILER
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
@@ -23,19 +22,12 @@ from services.recorder import paging
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
 from services.recorder.metrics import ERRORS, RECORDS
+from services.recorder.requests import MAX_USER, fingerprint, invalid_record
 from services.recorder.store import Claim, DeadlineExceeded, Page, RecognitionStore, Record, connect
 
 log = logging.getLogger(__name__)
 
-# Longest accepted text fields: enough for any real value, small enough to bound a row.
-MAX_USER = 128
-MAX_FILENAME = 255
-MAX_CONTENT_TYPE = 127
-MAX_MODEL_VERSION = 64
 DEFAULT_PAGE_SIZE = 50
-# How far in the future a client's received_at may be (clock skew between machines).
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-MAX_IDEMPOTENCY_KEY = 128
 
 # Cassandra could not reach the consistency level or answer in time: nothing was acknowledged,
 # and the client may retry (with the same request_id).
@@ -91,49 +83,6 @@ def _to_proto(record: Record) -> recorder_pb2.Recognition:
         client_address=record.client_address,
         received_at=_timestamp(record.received_at),
     )
-
-
-def _invalid(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: datetime) -> str | None:
-    """Why a Record request cannot be stored, or None."""
-    rec = request.recognition
-    if not rec.image:
-        return "recognition.image is required"
-    if len(rec.image) > max_image_bytes:
-        return f"recognition.image is {len(rec.image)} bytes; the limit is {max_image_bytes}"
-    if not 0 <= rec.digit <= 9:
-        return "recognition.digit must be 0-9"
-    if not 0.0 <= rec.confidence <= 1.0:
-        return "recognition.confidence must be within [0, 1]"
-    if len(rec.probabilities) not in (0, 10):
-        return "recognition.probabilities must hold 10 values (or none)"
-    for name, limit in (
-        ("user", MAX_USER),
-        ("filename", MAX_FILENAME),
-        ("content_type", MAX_CONTENT_TYPE),
-        ("model_version", MAX_MODEL_VERSION),
-    ):
-        if len(getattr(rec, name)) > limit:
-            return f"recognition.{name} is longer than {limit} characters"
-    key = request.idempotency_key
-    if key and (len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable()):
-        return f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-    if request.request_id:
-        try:
-            uuid.UUID(request.request_id)
-        except ValueError:
-            return "request_id must be a UUID"
-        if not rec.HasField("received_at"):
-            return "recognition.received_at is required with request_id: the record id is derived from both"
-    if rec.HasField("received_at"):
-        received_at = rec.received_at.ToDatetime(tzinfo=timezone.utc)
-        if received_at.year < 2000 or received_at > now + MAX_CLOCK_SKEW:
-            return f"recognition.received_at {received_at.isoformat()} is not a plausible upload time"
-    return None
-
-
-def _fingerprint(rec: recorder_pb2.Recognition) -> bytes:
-    """What makes two uploads the same upload: who sent it and the exact bytes."""
-    return hashlib.sha256(rec.user.encode() + b"\0" + rec.image).digest()
 
 
 class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
@@ -235,7 +184,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
     async def Record(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
         now = datetime.now(timezone.utc)
-        problem = _invalid(request, self._config.max_image_bytes, now)
+        problem = invalid_record(request, self._config.max_image_bytes, now)
         if problem:
             await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem, "INVALID_RECORD")
         rec = request.recognition
@@ -243,7 +192,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         request_id = uuid.UUID(request.request_id) if request.request_id else None
         replayed = False
         if request.idempotency_key:
-            candidate = Claim(request_id or uuid.uuid4(), received_at, _fingerprint(rec), first=True)
+            candidate = Claim(request_id or uuid.uuid4(), received_at, fingerprint(rec), first=True)
             try:
                 claim = await store.claim(request.idempotency_key, candidate, self._deadline(context))
             except _UNAVAILABLE as exc:
