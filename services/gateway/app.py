@@ -64,6 +64,7 @@ _UPLOAD_SCHEMA = {
                 "schema": {
                     "type": "object",
                     "required": ["image"],
+                    "additionalProperties": False,
                     "properties": {
                         "image": {"type": "string", "format": "binary", "description": "The image file."},
                         "user": {"type": "string", "maxLength": MAX_USER, "description": "Who uploads it."},
@@ -289,11 +290,13 @@ def create_app(config: Config) -> FastAPI:
     )
     async def list_recognitions(
         request: Request,
-        user: str | None = Query(None, description="Whose history; anonymous uploads have none."),
-        since: str | None = Query(None, description="ISO 8601, inclusive; default `until` minus 24 hours."),
-        until: str | None = Query(None, description="ISO 8601, exclusive; default now."),
-        limit: str | None = Query(None, description=f"Items per page, 1 to {config.max_page_size}."),
-        page_token: str | None = Query(None, description="`next_page_token` of the previous page."),
+        user: str | None = Query(None, max_length=MAX_USER, description="Whose history; anonymous uploads have none."),
+        since: str | None = Query(None, max_length=64, json_schema_extra={"format": "date-time"},
+                                  description="ISO 8601, inclusive; default `until` minus 24 hours."),
+        until: str | None = Query(None, max_length=64, json_schema_extra={"format": "date-time"},
+                                  description="ISO 8601, exclusive; default now."),
+        limit: str | None = Query(None, pattern=r"^[0-9]{1,4}$", description=f"Items per page, 1 to {config.max_page_size}."),
+        page_token: str | None = Query(None, max_length=512, description="`next_page_token` of the previous page."),
     ) -> RecognitionPage:
         reply = await _call(
             "recorder",

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,15 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})  # any path match is partial
+        if match is Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if part != "body") or "request"
 
@@ -185,6 +195,8 @@ def install(app: FastAPI) -> None:
             problem = Problem("not-found", f"no route matches {request.url.path}")
         elif exc.status_code == 405:
             problem = Problem("method-not-allowed", f"{request.method} is not allowed on {request.url.path}")
+            # Starlette names only the first route that matched the path; the path may have more.
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(app, request))}
         else:  # nothing of ours raises other HTTPExceptions; keep the status, in our shape
             log.warning("unexpected HTTPException", extra={"status": exc.status_code, "detail": str(exc.detail)})
             problem = Problem("internal-error" if exc.status_code >= 500 else "invalid-request", str(exc.detail))

@@ -236,6 +236,11 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         store = await self._require_store(context)
         try:
             parsed = uuid.UUID(record_id)
+            if parsed.version != 1:  # every record id is time-based; Cassandra refuses others
+                await self._fail(
+                    context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}",
+                    "RECOGNITION_NOT_FOUND",
+                )  # fmt: skip
         except ValueError:
             await self._fail(
                 context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, f"id {record_id!r} is not a UUID",

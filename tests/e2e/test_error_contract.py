@@ -97,3 +97,14 @@ def test_a_stored_image_is_served_as_what_it_is_not_as_claimed(http):
     assert image.headers["content-type"] == "image/png"
     assert image.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in image.headers["content-security-policy"]
+
+
+def test_found_by_schemathesis_a_uuid_that_is_not_time_based_is_404_not_502(http):
+    for path in ("/v1/recognitions/81f60a4c-34bd-5dc8-8830-82f889a01128", "/v1/recognitions/ee842018-0f76-20e3-837a-aeccfb7d107f/image"):  # noqa: E501
+        assert_problem(http.get(path), 404, "recognition-not-found")
+
+
+def test_found_by_schemathesis_405_lists_every_method_of_the_path(http):
+    reply = http.request("OPTIONS", "/v1/recognitions")
+    assert_problem(reply, 405, "method-not-allowed")
+    assert set(reply.headers["allow"].split(", ")) == {"GET", "POST"}
