@@ -129,8 +129,9 @@ def _list_request(
     if user is not None:
         if since is not None or until is not None:
             raise Problem("invalid-request", "give either `user` or a time window (`since`/`until`), not both")
-        if not user or len(user) > MAX_USER or not user.isprintable():
-            raise Problem("invalid-request", f"`user` must be printable text of 1 to {MAX_USER} characters")
+        # U+FFFD stands where the query string held bytes that are not UTF-8.
+        if not user or len(user) > MAX_USER or not user.isprintable() or "\ufffd" in user:
+            raise Problem("invalid-request", f"`user` must be printable UTF-8 text of 1 to {MAX_USER} characters")
         return recorder_pb2.ListRecognitionsRequest(user=user, **common)
     window = recorder_pb2.TimeWindow()
     if since is not None:
