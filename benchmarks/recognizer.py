@@ -33,11 +33,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 from scripts.devstack import free_port
+from scripts.waiting import grpc_serving, wait_until
 from services.recognizer import mnist
 from services.recognizer.config import DEFAULT_MODEL_DIR
 
@@ -122,22 +122,10 @@ def start_server(mode: str, log_path: Path) -> Server:
     return Server(mode, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", process)
 
 
-async def wait_serving(server: Server, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"recognizer ({server.mode}) exited with {server.process.returncode}")
-            try:
-                request = health_pb2.HealthCheckRequest(service="digits.v1.Recognizer")
-                reply = await stub.Check(request, timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"recognizer ({server.mode}) not serving after {timeout} s")
+def wait_serving(server: Server, timeout: float = 180) -> None:
+    with grpc_serving(server.address, "digits.v1.Recognizer") as serving:
+        wait_until(serving, timeout, f"recognizer ({server.mode})",
+                   lambda: None if server.process.poll() is None else f"exited with {server.process.returncode}")  # fmt: skip
 
 
 def batch_counts(server: Server) -> tuple[float, float]:
@@ -251,7 +239,7 @@ async def bench_service(
         servers = {mode: start_server(mode, OUT / f"recognizer-{mode}.log") for mode in MODES}
         for server in servers.values():
             stack.callback(stop_server, server)
-        await asyncio.gather(*(wait_serving(server) for server in servers.values()))
+        await asyncio.gather(*(asyncio.to_thread(wait_serving, server) for server in servers.values()))
         # Short stretches, alternating between the two servers and repeated in rounds, so that
         # both see the same machine even when other work on it comes and goes.
         samples: dict[tuple[str, int], Sample] = {}

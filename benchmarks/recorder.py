@@ -30,11 +30,11 @@ from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from scripts.cassandra import CassandraCluster
 from scripts.devstack import free_port
+from scripts.waiting import grpc_serving, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
@@ -103,22 +103,6 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("the recorder exited during start-up")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.25)
-    raise TimeoutError("the recorder was not SERVING in time")
-
-
 def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -> list[Result]:
     hosts, jmx = TOPOLOGIES[nodes]
     cluster = CassandraCluster(work_dir / f"cassandra{nodes}", hosts=hosts, jmx_port_base=jmx, fast_start=True)
@@ -140,7 +124,8 @@ def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -
         }
         recorder = subprocess.Popen([sys.executable, "-m", "services.recorder"], cwd=ROOT, env=env, stdout=log, stderr=log)
         address = f"127.0.0.1:{port}"
-        _wait_serving(address, recorder)
+        with grpc_serving(address) as serving:
+            wait_until(serving, 120, "the recorder", lambda: None if recorder.poll() is None else "exited during start-up")
         results = []
         for concurrency in CONCURRENCY:
             latencies, errors = asyncio.run(_drive(address, concurrency, warmup, duration))

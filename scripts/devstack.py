@@ -15,8 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.cassandra import CassandraCluster  # noqa: E402
+from scripts.waiting import grpc_serving, http_ok, wait_until  # noqa: E402
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -120,39 +120,8 @@ class Process:
             return ""
 
 
-def wait_grpc_serving(address: str, process: Process, timeout: float) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise RuntimeError(f"{process.name} exited during start-up:\n{process.tail()}")
-            try:
-                status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.25)
-    raise TimeoutError(f"{process.name} was not SERVING within {timeout:.0f} s:\n{process.tail()}")
-
-
-def wait_http_ready(url: str, process: Process, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive():
-            raise RuntimeError(f"{process.name} exited during start-up:\n{process.tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{process.name} was not ready at {url} within {timeout:.0f} s:\n{process.tail()}")
+def _exited(process: Process) -> Callable[[], str | None]:
+    return lambda: None if process.alive() else f"exited during start-up:\n{process.tail()}"
 
 
 class Stack:
@@ -202,10 +171,11 @@ class Stack:
         c = self.config
         process = self.processes[name]
         if name == "gateway":
-            wait_http_ready(f"{c.gateway_url}/readyz", process, timeout)
+            wait_until(http_ok(f"{c.gateway_url}/readyz"), timeout, name, _exited(process))
         else:
             port = c.recognizer_port if name == "recognizer" else c.recorder_port
-            wait_grpc_serving(f"{c.bind}:{port}", process, timeout)
+            with grpc_serving(f"{c.bind}:{port}") as serving:
+                wait_until(serving, timeout, name, _exited(process))
 
     def start(self) -> None:
         if self.config.manage_cassandra:

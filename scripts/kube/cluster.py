@@ -17,8 +17,6 @@ import os
 import signal
 import ssl
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +24,7 @@ import yaml
 
 from scripts.devstack import free_port
 from scripts.kube import tools
+from scripts.waiting import http_ok, wait_until
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 STORAGE_CLASS = "standard"
@@ -203,19 +202,19 @@ class ControlPlane:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # its own self-signed certificate, on loopback
-        request = urllib.request.Request(f"{self.server}/readyz", headers={"Authorization": f"Bearer {_TOKEN}"})
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive()
+        ready = http_ok(f"{self.server}/readyz", {"Authorization": f"Bearer {_TOKEN}"}, context)
+
+        def died() -> str | None:
             try:
-                with urllib.request.urlopen(request, timeout=2, context=context) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(f"kube-apiserver not ready in {timeout:.0f} s:\n{self.log_tail('kube-apiserver')}")
-            time.sleep(0.5)
+                self._check_alive()
+            except ControlPlaneError as exc:
+                return str(exc)
+            return None
+
+        try:
+            wait_until(ready, timeout, "kube-apiserver", died, interval=0.5)
+        except TimeoutError as exc:
+            raise ControlPlaneError(f"{exc}\n{self.log_tail('kube-apiserver')}") from None
 
     @property
     def env(self) -> dict[str, str]:

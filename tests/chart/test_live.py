@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from scripts.kube.cluster import ControlPlane, ZONES
+from scripts.waiting import wait_until
 from tests.chart.conftest import CHART, helm
 
 NAMESPACE = "digits"
@@ -43,10 +44,7 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def _wait(what: str, check, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+    wait_until(check, timeout, what, interval=0.5)
 
 
 def _events(plane: ControlPlane, kind: str, name: str) -> list[dict[str, Any]]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 
-import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scripts.devstack import free_port
 from scripts.images import SERVICES, image_name, podman, size_bytes
+from scripts.waiting import grpc_serving, http_ok, wait_until
 from tests.conftest import TEST_CASSANDRA_HOST
 from tests.helpers import ROOT
 
@@ -52,17 +50,11 @@ class Container:
 
 
 def _wait_grpc_serving(address: str, container: Container, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            assert time.monotonic() < deadline, f"{container.service} never SERVING:\n{container.logs()[-3000:]}"
-            time.sleep(0.5)
+    with grpc_serving(address) as serving:
+        try:
+            wait_until(serving, timeout, container.service)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}:\n{container.logs()[-3000:]}") from None
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +107,10 @@ def test_gateway_answers_healthz_and_a_real_upload(containers) -> None:  # type:
         _wait_grpc_serving(f"127.0.0.1:{port}", container)
     gateway, port = containers["gateway"]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, gateway.logs()[-3000:]
-        time.sleep(0.5)
+    try:
+        wait_until(http_ok(f"{url}/healthz"), 60, "gateway")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}:\n{gateway.logs()[-3000:]}") from None
     reply = httpx.post(f"{url}/v1/recognitions", files={"image": ("seven.png", (ROOT / "tests/data/seven.png").read_bytes(), "image/png")}, timeout=30)  # fmt: skip
     assert reply.status_code == 201, reply.text
     assert reply.json()["digit"] == 7
