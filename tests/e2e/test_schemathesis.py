@@ -27,7 +27,8 @@ def test_the_api_answers_as_documented(stack, tmp_path: Path):
             "--max-response-time", "15",
             "--report", "junit", "--report-dir", str(tmp_path),
         ],
-        capture_output=True, text=True, timeout=900,
+        # Its cwd takes the run's cache (.schemathesis/): the temporary folder, not the checkout.
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     summary = result.stdout[-20000:]
     print(summary)
