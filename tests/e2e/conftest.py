@@ -3,6 +3,7 @@ free ports, against the session's Cassandra node."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from scripts.devstack import Stack, StackConfig
@@ -28,3 +29,10 @@ def stack(cassandra, tmp_path_factory):
         processes = list(stack.processes.values())
         stack.stop()
         assert all(not p.alive() for p in processes), "a service outlived the stack"
+
+
+@pytest.fixture()
+def http(stack):
+    """An HTTP client for the stack's gateway."""
+    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
+        yield client

@@ -11,12 +11,6 @@ from services.gateway.problems import TYPES
 from tests.helpers import DATA
 
 
-@pytest.fixture()
-def http(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
-        yield client
-
-
 def assert_problem(reply: httpx.Response, status: int, slug: str) -> dict:
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"] == "application/problem+json"

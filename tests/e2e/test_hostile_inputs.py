@@ -15,7 +15,6 @@ import time
 import zlib
 from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,12 +22,6 @@ from PIL import Image
 from tests.helpers import DATA
 
 SEVEN = (DATA / "seven.png").read_bytes()
-
-
-@pytest.fixture()
-def http(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
-        yield client
 
 
 def _encoded(fmt: str) -> bytes:

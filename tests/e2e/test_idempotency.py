@@ -14,12 +14,6 @@ from tests.helpers import DATA
 SEVEN = (DATA / "seven.png").read_bytes()
 
 
-@pytest.fixture()
-def http(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
-        yield client
-
-
 def post(http, key: str | bytes | None, user: str, image: bytes = SEVEN) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key is not None else {}
     return http.post("/v1/recognitions", files={"image": ("seven.png", image, "image/png")}, data={"user": user}, headers=headers)  # noqa: E501

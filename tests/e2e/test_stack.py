@@ -21,12 +21,6 @@ SEVEN = (DATA / "seven.png").read_bytes()
 UPLOAD_LIMIT = GatewayConfig().max_upload_bytes
 
 
-@pytest.fixture()
-def http(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
-        yield client
-
-
 def upload(http, data: bytes = SEVEN, name: str = "seven.png", kind: str = "image/png", **fields):
     return http.post("/v1/recognitions", files={"image": (name, data, kind)}, data=fields)
 
