@@ -236,20 +236,18 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         store = await self._require_store(context)
         try:
             parsed = uuid.UUID(record_id)
-            if parsed.version != 1:  # every record id is time-based; Cassandra refuses others
-                await self._fail(
-                    context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}",
-                    "RECOGNITION_NOT_FOUND",
-                )  # fmt: skip
         except ValueError:
             await self._fail(
                 context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, f"id {record_id!r} is not a UUID",
                 "INVALID_ID",
             )
-        try:
-            record = await store.get(parsed, self._deadline(context), include_image=include_image)
-        except _UNAVAILABLE as exc:
-            await self._cassandra_failed(context, operation, exc, store.read_consistency)
+        record = None
+        # Every record id is time-based; any other UUID names nothing (and Cassandra refuses it).
+        if parsed.version == 1:
+            try:
+                record = await store.get(parsed, self._deadline(context), include_image=include_image)
+            except _UNAVAILABLE as exc:
+                await self._cassandra_failed(context, operation, exc, store.read_consistency)
         if record is None:
             await self._fail(
                 context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}",
