@@ -95,6 +95,8 @@ def test_install_with_default_values(plane: ControlPlane) -> None:
 
 def test_upgrade_rolls_the_services_without_touching_cassandra(plane: ControlPlane) -> None:
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in _pods(plane, CASSANDRA)}
+    ours = ("digits-cassandra-auth", "digits-recorder")
+    secrets_before = {name: plane.get("secret", "-n", NAMESPACE, name)["data"] for name in ours}
     replicas = {d["metadata"]["name"]: d["status"]["replicas"] for d in plane.get("deployments", "-n", NAMESPACE)["items"]}
 
     # Watch the Deployments while the upgrade runs: with maxUnavailable 0, ready pods never
@@ -137,6 +139,9 @@ def test_upgrade_rolls_the_services_without_touching_cassandra(plane: ControlPla
 
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in _pods(plane, CASSANDRA)}
     assert after == before, "an upgrade of the digits images must not restart Cassandra"
+    # Generated passwords and the page-token key survive the upgrade (Cassandra's roles were
+    # made with those passwords).
+    assert {name: plane.get("secret", "-n", NAMESPACE, name)["data"] for name in ours} == secrets_before
     completed = [e for e in _events(plane, "Job", "digits-migrate") if e["reason"] == "Completed"]
     assert sum(e.get("count", 1) for e in completed) >= 2, "the schema hook runs again on upgrade"
 

@@ -265,3 +265,15 @@ livenessProbe:
 - name: RECORDER_REPLICATION_FACTOR
   value: {{ .Values.recorder.config.replicationFactor | quote }}
 {{- end -}}
+
+{{/* A generated secret value (base64, as Secret data), made once: while the Secret `name`
+already holds `key`, that value is kept (lookup), so an upgrade never changes what was made
+with it (Cassandra's roles, page tokens in flight). Use: (dict "root" . "name" N "key" K "length" L). */}}
+{{- define "digits.generatedSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name -}}
+{{- if and $existing (hasKey ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- randAlphaNum (int .length) | b64enc -}}
+{{- end -}}
+{{- end -}}
