@@ -76,7 +76,6 @@ def recognise_all(base_url: str, uploads: Iterable[evalsets.Upload], concurrency
             reply = client.post(
                 "/v1/recognitions",
                 files={"image": (upload.filename, upload.data, upload.content_type)},
-                data={"user": "eval-realworld"},
             )
             if reply.status_code == 201:
                 return upload, int(reply.json()["digit"]), None

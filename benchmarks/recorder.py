@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ from scripts.waiting import grpc_serving, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 IMAGE = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+ADMIN_TOKEN = secrets.token_urlsafe(32)  # this run's recorder only
 TOPOLOGIES = {
     1: (["127.0.0.31"], 7231),
     3: (["127.0.0.41", "127.0.0.42", "127.0.0.43"], 7241),
@@ -87,7 +89,7 @@ async def _drive(address: str, concurrency: int, warmup: float, duration: float)
             nonlocal errors
             while (began := time.perf_counter()) < end:
                 try:
-                    await stub.Record(_request(), timeout=10)
+                    await stub.Record(_request(), timeout=10, metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),))
                 except grpc.aio.AioRpcError:
                     errors += 1
                     continue
@@ -121,6 +123,9 @@ def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -
             "RECORDER_REPLICATION_FACTOR": str(nodes),
             "RECORDER_WRITE_CONSISTENCY": "LOCAL_QUORUM",
             "RECORDER_LOG_LEVEL": "warning",
+            # Records are made under users (the heavier write: the history rows too), which takes
+            # the admin token.
+            "RECORDER_ADMIN_TOKEN": ADMIN_TOKEN,
         }
         recorder = subprocess.Popen([sys.executable, "-m", "services.recorder"], cwd=ROOT, env=env, stdout=log, stderr=log)
         address = f"127.0.0.1:{port}"

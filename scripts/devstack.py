@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -124,9 +125,24 @@ def _exited(process: Process) -> Callable[[], str | None]:
     return lambda: None if process.alive() else f"exited during start-up:\n{process.tail()}"
 
 
+def admin_token(path: Path) -> str:
+    """The stack's admin token: made on first start, then kept in ``path`` (mode 600) so that
+    scripts and people keep using the same one across restarts."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created with mode 600 from the start: never readable by others, even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
 class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
+        self.admin_token_file = config.run_dir / "admin-token"
+        self.admin_token = admin_token(self.admin_token_file)
         self.cassandra = CassandraCluster(
             base_dir=config.run_dir / "cassandra",
             hosts=list(config.cassandra_hosts),
@@ -148,6 +164,7 @@ class Stack:
             "RECORDER_CASSANDRA_HOSTS": ",".join(c.cassandra_hosts),
             "RECORDER_KEYSPACE": c.keyspace,
             "RECORDER_REPLICATION_FACTOR": str(min(3, len(c.cassandra_hosts))),
+            "RECORDER_ADMIN_TOKEN": self.admin_token,
             "GATEWAY_HOST": c.bind,
             "GATEWAY_PORT": str(c.gateway_port),
             "GATEWAY_METRICS_PORT": str(c.gateway_metrics_port),
@@ -219,7 +236,9 @@ digits is up ({time.monotonic() - started:.0f} s):
   recorder gRPC           {config.bind}:{config.recorder_port}   metrics http://{config.bind}:{config.recorder_metrics_port}/metrics
   Cassandra CQL           {config.cassandra_hosts[0]}:9042
   logs                    {config.run_dir / 'logs'}
+  admin token             {stack.admin_token_file}  (mode 600; send it as `Authorization: Bearer ...`)
 Try:  curl -F image=@tests/data/seven.png {config.gateway_url}/v1/recognitions
+      curl -H "Authorization: Bearer $(cat {os.path.relpath(stack.admin_token_file)})" {config.gateway_url}/v1/recognitions
 Press Ctrl-C to stop everything.
 """,
             flush=True,

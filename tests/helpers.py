@@ -1,4 +1,4 @@
-"""Test helpers: free ports, in-process gRPC services, sample images."""
+"""Test helpers: free ports, in-process gRPC services, bearer tokens, sample images."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import asyncio
 import os
 import io
 import random
+import secrets
 import socket
 import threading
 from pathlib import Path
 
+import grpc
 import numpy as np
 from PIL import Image
 
@@ -19,6 +21,24 @@ from scripts.devstack import free_port  # noqa: F401  (tests import it from here
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "mnist"))
+
+
+# The admin token of the recorders the tests start themselves (at least 32 characters).
+TEST_ADMIN_TOKEN = "test-admin-" + secrets.token_hex(16)
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
+
+
+def with_token(channel: grpc.Channel, token: str = TEST_ADMIN_TOKEN) -> grpc.Channel:
+    """``channel`` with every call carrying ``authorization: Bearer <token>`` (the admin's by default)."""
+    return grpc.intercept_channel(channel, _Bearer(token))
 
 
 def _listening(host: str, port: int) -> bool:

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from digits.v1 import recorder_pb2 as digits_dot_v1_dot_recorder__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +27,16 @@ if _version_not_supported:
 
 
 class RecorderStub:
-    """Missing associated documentation comment in .proto file."""
+    """Access (see the README's "Access control"): a call may carry `authorization: Bearer <token>`
+    metadata, where the token is an admin token (from the recorder's configuration) or a user
+    token issued by CreateToken. Uploads may be anonymous; a record, its image and a user's
+    history are readable only by that user's token or an admin token; time windows, tokens and
+    other users' records are an admin's. Every RPC may therefore also fail with:
+    UNAUTHENTICATED    the call needs a token and has none (ErrorInfo reason TOKEN_REQUIRED),
+    or its token is unknown or revoked (TOKEN_INVALID).
+    PERMISSION_DENIED  the token is valid but not allowed this (FORBIDDEN).
+    A record that exists but is not the caller's is NOT_FOUND, like one that does not exist.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -44,6 +54,11 @@ class RecorderStub:
                 request_serializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_recorder__pb2.Recognition.FromString,
                 _registered_method=True)
+        self.DeleteRecognition = channel.unary_unary(
+                '/digits.v1.Recorder/DeleteRecognition',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.DeleteRecognitionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.ListRecognitions = channel.unary_unary(
                 '/digits.v1.Recorder/ListRecognitions',
                 request_serializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsRequest.SerializeToString,
@@ -54,10 +69,29 @@ class RecorderStub:
                 request_serializer=digits_dot_v1_dot_recorder__pb2.GetImageRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_recorder__pb2.Image.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/digits.v1.Recorder/CreateToken',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.Token.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/digits.v1.Recorder/RevokeToken',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class RecorderServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Access (see the README's "Access control"): a call may carry `authorization: Bearer <token>`
+    metadata, where the token is an admin token (from the recorder's configuration) or a user
+    token issued by CreateToken. Uploads may be anonymous; a record, its image and a user's
+    history are readable only by that user's token or an admin token; time windows, tokens and
+    other users' records are an admin's. Every RPC may therefore also fail with:
+    UNAUTHENTICATED    the call needs a token and has none (ErrorInfo reason TOKEN_REQUIRED),
+    or its token is unknown or revoked (TOKEN_INVALID).
+    PERMISSION_DENIED  the token is valid but not allowed this (FORBIDDEN).
+    A record that exists but is not the caller's is NOT_FOUND, like one that does not exist.
+    """
 
     def Record(self, request, context):
         """Record stores one recognition and its image, and acknowledges only once the
@@ -73,6 +107,11 @@ class RecorderServicer:
         attempt did not finish, completes) that same record, with the response trailer
         `digits-replayed: true`. The same key with another user or image is refused.
 
+        The record's user is the caller's: a user token records under its user (an empty
+        recognition.user is filled in, another one is PERMISSION_DENIED); without a token the
+        upload is anonymous and recognition.user must be empty; an admin token may record
+        under any user.
+
         Errors:
         INVALID_ARGUMENT     a required field is missing or out of range.
         FAILED_PRECONDITION  idempotency_key was used before for another user or image
@@ -86,23 +125,38 @@ class RecorderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetRecognition(self, request, context):
-        """GetRecognition returns one stored recognition by id.
+        """GetRecognition returns one stored recognition by id: the owner's token or an admin's.
 
         Errors:
         INVALID_ARGUMENT  `id` is not a UUID.
-        NOT_FOUND         no recognition has that id.
+        NOT_FOUND         no recognition with that id is visible to the caller.
         UNAVAILABLE       Cassandra cannot reach the read consistency level.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListRecognitions(self, request, context):
-        """ListRecognitions pages through one user's history or through a time window,
-        newest first. Items never carry image bytes.
+    def DeleteRecognition(self, request, context):
+        """DeleteRecognition removes a record and its image from every table: the owner's token
+        or an admin's. Deleting is final: a later retry of the same upload does not bring it back.
 
         Errors:
-        INVALID_ARGUMENT  no filter, an empty user, a window that is reversed or longer
+        INVALID_ARGUMENT  `id` is not a UUID.
+        NOT_FOUND         no recognition with that id is visible to the caller.
+        UNAVAILABLE       Cassandra cannot reach the write consistency level; nothing or only
+        part was deleted, and retrying is safe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecognitions(self, request, context):
+        """ListRecognitions pages through one user's history (that user's token, or an admin's)
+        or through a time window (admin only), newest first. Items never carry image bytes.
+        Without a filter, a user token lists its own history and an admin token the last day.
+
+        Errors:
+        INVALID_ARGUMENT  no filter and no token, an empty user, a window that is reversed or longer
         than the limit, a page_size out of range, or a page_token that
         is malformed or belongs to another query.
         UNAVAILABLE       Cassandra cannot reach the read consistency level.
@@ -112,12 +166,37 @@ class RecorderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetImage(self, request, context):
-        """GetImage returns the stored image of one recognition, byte for byte.
+        """GetImage returns the stored image of one recognition, byte for byte: the owner's token
+        or an admin's.
 
         Errors:
         INVALID_ARGUMENT  `id` is not a UUID.
-        NOT_FOUND         no recognition has that id.
+        NOT_FOUND         no recognition with that id is visible to the caller, or its image
+        is past the retention period (ErrorInfo reason IMAGE_EXPIRED).
         UNAVAILABLE       Cassandra cannot reach the read consistency level.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateToken(self, request, context):
+        """CreateToken issues a bearer token for a user (admin only). The token is in the answer
+        only: the recorder keeps its SHA-256 hash.
+
+        Errors:
+        INVALID_ARGUMENT  `user` is empty or too long.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """RevokeToken makes a token unusable (admin only), within the recorder's token cache
+        time (RECORDER_TOKEN_CACHE_SECONDS) on every replica.
+
+        Errors:
+        INVALID_ARGUMENT  `id` is not a token id.
+        NOT_FOUND         no token has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +215,11 @@ def add_RecorderServicer_to_server(servicer, server):
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.FromString,
                     response_serializer=digits_dot_v1_dot_recorder__pb2.Recognition.SerializeToString,
             ),
+            'DeleteRecognition': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecognition,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.DeleteRecognitionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
             'ListRecognitions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecognitions,
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.ListRecognitionsRequest.FromString,
@@ -146,6 +230,16 @@ def add_RecorderServicer_to_server(servicer, server):
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.GetImageRequest.FromString,
                     response_serializer=digits_dot_v1_dot_recorder__pb2.Image.SerializeToString,
             ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.CreateTokenRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.Token.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'digits.v1.Recorder', rpc_method_handlers)
@@ -155,7 +249,16 @@ def add_RecorderServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Recorder:
-    """Missing associated documentation comment in .proto file."""
+    """Access (see the README's "Access control"): a call may carry `authorization: Bearer <token>`
+    metadata, where the token is an admin token (from the recorder's configuration) or a user
+    token issued by CreateToken. Uploads may be anonymous; a record, its image and a user's
+    history are readable only by that user's token or an admin token; time windows, tokens and
+    other users' records are an admin's. Every RPC may therefore also fail with:
+    UNAUTHENTICATED    the call needs a token and has none (ErrorInfo reason TOKEN_REQUIRED),
+    or its token is unknown or revoked (TOKEN_INVALID).
+    PERMISSION_DENIED  the token is valid but not allowed this (FORBIDDEN).
+    A record that exists but is not the caller's is NOT_FOUND, like one that does not exist.
+    """
 
     @staticmethod
     def Record(request,
@@ -212,6 +315,33 @@ class Recorder:
             _registered_method=True)
 
     @staticmethod
+    def DeleteRecognition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/DeleteRecognition',
+            digits_dot_v1_dot_recorder__pb2.DeleteRecognitionRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListRecognitions(request,
             target,
             options=(),
@@ -255,6 +385,60 @@ class Recorder:
             '/digits.v1.Recorder/GetImage',
             digits_dot_v1_dot_recorder__pb2.GetImageRequest.SerializeToString,
             digits_dot_v1_dot_recorder__pb2.Image.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/CreateToken',
+            digits_dot_v1_dot_recorder__pb2.CreateTokenRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/RevokeToken',
+            digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

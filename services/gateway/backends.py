@@ -6,6 +6,7 @@ import json
 import logging
 
 import grpc
+from prometheus_client import Counter
 
 from digits import errors
 from digits.v1 import recognizer_pb2_grpc, recorder_pb2_grpc
@@ -24,11 +25,42 @@ _CLIENT_REASONS = {
     "CORRUPT_IMAGE": "corrupt-image",
     "NO_DIGIT_FOUND": "no-digit-found",
     "RECOGNITION_NOT_FOUND": "recognition-not-found",
+    "IMAGE_EXPIRED": "image-expired",
+    "TOKEN_REQUIRED": "authentication-required",
+    "TOKEN_INVALID": "invalid-token",
+    "FORBIDDEN": "forbidden",
+    "TOKEN_NOT_FOUND": "token-not-found",
+    "INVALID_USER": "invalid-user",
     "INVALID_PAGE_TOKEN": "invalid-page-token",
     "INVALID_QUERY": "invalid-request",
     "IDEMPOTENCY_KEY_REUSED": "idempotency-key-reused",
 }
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+UPSTREAM_ERRORS = Counter(
+    "digits_gateway_upstream_errors_total", "Failed calls to a dependency, by dependency and gRPC code.",
+    ["dependency", "code"],
+)  # fmt: skip
+
+
+async def call(
+    dependency: str,
+    rpc,  # type: ignore[no-untyped-def]
+    request,  # type: ignore[no-untyped-def]
+    timeout: float,
+    metadata: tuple[tuple[str, str], ...] = (),
+    trailers: dict[str, str] | None = None,
+):
+    """One call; its failure as a Problem. ``trailers``, if given, receives the call's trailers."""
+    try:
+        pending = rpc(request, timeout=timeout, metadata=metadata or None)
+        reply = await pending
+        if trailers is not None:
+            trailers.update(await pending.trailing_metadata() or ())
+        return reply
+    except grpc.aio.AioRpcError as exc:
+        UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
+        raise to_problem(exc, dependency) from None
 
 
 def to_problem(exc: grpc.aio.AioRpcError, dependency: str) -> Problem:

@@ -47,9 +47,14 @@ TYPES: dict[str, ProblemType] = {
     "missing-image": ProblemType(400, "The form has no image", "Send the image as a file field named `image`."),
     "invalid-user": ProblemType(400, "The user name is invalid", "`user` must be printable text of at most 128 characters."),  # noqa: E501
     "invalid-page-token": ProblemType(400, "The page token is not valid", "Pass back `next_page_token` exactly as received, with the same query. Tokens are signed and cannot be made up or altered."),  # noqa: E501
+    "authentication-required": ProblemType(401, "A bearer token is required", "Send `Authorization: Bearer <token>`: a user token for that user's records, the admin token for everything. Uploads need none."),  # noqa: E501
+    "invalid-token": ProblemType(401, "The bearer token is not valid", "The token is malformed, unknown or revoked. Ask an admin for a new one."),  # noqa: E501
+    "forbidden": ProblemType(403, "This token may not do that", "Time-window listings and tokens are an admin's; a user token reads and records only its own user's recognitions."),  # noqa: E501
     "not-found": ProblemType(404, "There is nothing at this address", "No route of the API matches the path."),
-    "recognition-not-found": ProblemType(404, "No recognition has that id", "It never existed, or it was deleted."),
+    "recognition-not-found": ProblemType(404, "No recognition has that id", "It never existed, it was deleted, or it is not yours: another user's recognition is answered exactly like a missing one."),  # noqa: E501
+    "token-not-found": ProblemType(404, "No token has that id", "It never existed, or it was revoked."),
     "method-not-allowed": ProblemType(405, "The method is not allowed here", "The path exists; the `Allow` header lists the methods it takes."),  # noqa: E501
+    "image-expired": ProblemType(410, "The image is past its retention period", "Images are deleted a set number of days after upload (see the README's retention); the rest of the record is kept."),  # noqa: E501
     "request-too-large": ProblemType(413, "The request body is too large", "The whole body (the image and the form around it) is over the gateway's limit."),  # noqa: E501
     "image-too-large": ProblemType(413, "The image is too large", "Its file or its declared width × height is over the recognizer's limit."),  # noqa: E501
     "unsupported-media-type": ProblemType(415, "Send multipart/form-data", "Uploads are multipart/form-data with the image in a file field named `image`."),  # noqa: E501
@@ -119,6 +124,10 @@ def respond(request: Request, problem: Problem, headers: dict[str, str] | None =
     headers.setdefault("X-Request-ID", request_id_of(request))  # the 500 handler runs outside RequestId
     if problem.retry_after is not None:
         headers["Retry-After"] = str(problem.retry_after)
+    if problem.status == 401:  # RFC 6750 §3: say how to authenticate
+        error = ', error="invalid_token"' if problem.slug == "invalid-token" else ""
+        headers["WWW-Authenticate"] = f'Bearer realm="digits"{error}'
+
     content = body(problem.slug, problem.detail, request_id_of(request), request.url.path, **problem.extra)
     return JSONResponse(content, status_code=problem.status, media_type=MEDIA_TYPE, headers=headers)
 
@@ -136,13 +145,17 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\0"})  # any path match is partial
-        if match is Match.PARTIAL:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """The methods some route takes on this path: each is tried against the routes, which also
+    works for included routers (they expose matching, not their routes' methods)."""
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    ]
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -54,16 +54,34 @@ class Config:
     # empty means a random key per process, so tokens die with it (fine for one local process).
     page_token_key: str = ""  # RECORDER_PAGE_TOKEN_KEY
     max_window_days: int = 31  # RECORDER_MAX_WINDOW_DAYS: longest ListRecognitions time window
+    # The operators' bearer token (a Kubernetes Secret; `make run` keeps it in .run/admin-token).
+    # Empty: no admin, so no time-window listings and no token issuing.
+    admin_token: str = ""  # RECORDER_ADMIN_TOKEN
+    # How long a replica trusts a user token it looked up: also how long a revoked token may
+    # keep working there.
+    token_cache_seconds: float = 30.0  # RECORDER_TOKEN_CACHE_SECONDS
+    # Retention: images and client addresses are deleted (Cassandra TTL) this many days after
+    # they were recorded; the rest of a record is kept until it is deleted. 0 keeps them forever.
+    image_retention_days: int = 30  # RECORDER_IMAGE_RETENTION_DAYS
+    client_address_retention_days: int = 7  # RECORDER_CLIENT_ADDRESS_RETENTION_DAYS
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
     log_level: str = "info"  # RECORDER_LOG_LEVEL
 
-    SECRETS = ("cassandra_password", "cassandra_admin_password", "page_token_key")
+    SECRETS = ("cassandra_password", "cassandra_admin_password", "page_token_key", "admin_token")
 
     @classmethod
     def from_env(cls) -> "Config":
         config = from_env(cls, "RECORDER_")
         config.datacenters()  # fail at start, not at the first migration, on a typo
+        for name in ("image_retention_days", "client_address_retention_days"):
+            # Cassandra's TTL is capped at 20 years; and an image must outlive its idempotency key.
+            if not 0 <= getattr(config, name) <= 7300:
+                raise ConfigError(f"RECORDER_{name.upper()} must be 0 (forever) to 7300 days")
+        if config.admin_token and len(config.admin_token) < 32:
+            raise ConfigError(
+                "RECORDER_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )
         for name in ("write_consistency", "read_consistency"):
             if getattr(config, name).upper() not in _CONSISTENCY_LEVELS:
                 raise ConfigError(f"RECORDER_{name.upper()}={getattr(config, name)!r}: not a consistency level")

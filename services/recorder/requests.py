@@ -1,4 +1,4 @@
-"""What a Record request must satisfy before anything is written, and what makes two uploads one."""
+"""What requests must satisfy before anything is read or written, and what makes two uploads one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from digits.v1 import recorder_pb2
+from services.recorder import paging
+from services.recorder.ids import to_millis
 
 # Longest accepted text fields: enough for any real value, small enough to bound a row.
 MAX_USER = 128
@@ -16,6 +18,7 @@ MAX_MODEL_VERSION = 64
 # How far in the future a client's received_at may be (clock skew between machines).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_IDEMPOTENCY_KEY = 128
+DEFAULT_PAGE_SIZE = 50  # ListRecognitions, when page_size is 0
 
 
 def invalid_record(request: recorder_pb2.RecordRequest, max_image_bytes: int, now: datetime) -> str | None:
@@ -56,6 +59,70 @@ def invalid_record(request: recorder_pb2.RecordRequest, max_image_bytes: int, no
     return None
 
 
-def fingerprint(rec: recorder_pb2.Recognition) -> bytes:
-    """What makes two uploads the same upload: who sent it and the exact bytes."""
-    return hashlib.sha256(rec.user.encode() + b"\0" + rec.image).digest()
+def fingerprint(user: str, image: bytes) -> bytes:
+    """What makes two uploads the same upload: whose it is and the exact bytes."""
+    return hashlib.sha256(user.encode() + b"\0" + image).digest()
+
+
+def invalid_user(user: str) -> str | None:
+    """Why ``user`` cannot name a user (of a token, or a history), or None."""
+    if not user or len(user) > MAX_USER or not user.isprintable():
+        return f"user must be printable text of 1 to {MAX_USER} characters"
+    return None
+
+
+def list_query(
+    request: recorder_pb2.ListRecognitionsRequest, token_key: bytes, max_page_size: int, max_window_days: int
+) -> tuple[paging.Query, paging.Cursor | None]:
+    """The query of a ListRecognitions request (its filter set) and where to continue it.
+
+    ValueError (paging.BadToken for the token) says what is wrong with the request.
+    """
+    if not 0 <= request.page_size <= max_page_size:
+        raise ValueError(f"page_size must be within 1..{max_page_size} (0 means {DEFAULT_PAGE_SIZE})")
+    kind = request.WhichOneof("filter")
+    if kind == "user" and (problem := invalid_user(request.user)):
+        raise ValueError(problem + " (anonymous uploads are only listed by time window)")
+    limit = timedelta(days=max_window_days)
+    if request.page_token:
+        query, cursor = paging.decode(request.page_token, token_key)  # BadToken is a ValueError
+        if not _same_query(request, query):
+            raise paging.BadToken("page_token belongs to another query; start again without it")
+        if isinstance(query, paging.WindowQuery):
+            # Signed, and checked again all the same: a key that leaked, or limits lowered
+            # since the token was issued, must not open a longer walk.
+            _check_window(query.since, query.until, limit)
+            if not paging.day_of(query.since) <= cursor.bucket <= paging.day_of(query.until):
+                raise paging.BadToken("page_token points outside its window")
+        return query, cursor
+    if kind == "user":
+        return paging.UserQuery(request.user), None
+    window = request.window
+    now = datetime.now(timezone.utc)
+    until = to_millis(window.until.ToDatetime(tzinfo=timezone.utc) if window.HasField("until") else now)
+    since = (
+        to_millis(window.since.ToDatetime(tzinfo=timezone.utc))
+        if window.HasField("since")
+        else until - timedelta(days=1)
+    )
+    _check_window(since, until, limit)
+    return paging.WindowQuery(since, until), None
+
+
+def _check_window(since: datetime, until: datetime, limit: timedelta) -> None:
+    if since > until:
+        raise ValueError("window.since is after window.until")
+    if until - since > limit:
+        raise ValueError(f"the window is longer than {limit.days} days; page through shorter ones")
+
+
+def _same_query(request: recorder_pb2.ListRecognitionsRequest, query: paging.Query) -> bool:
+    if isinstance(query, paging.UserQuery):
+        return request.WhichOneof("filter") == "user" and request.user == query.user
+    if request.WhichOneof("filter") != "window":
+        return False
+    # Unset bounds take the token's (defaults were resolved on the first page).
+    w = request.window
+    return (
+        not w.HasField("since") or to_millis(w.since.ToDatetime(tzinfo=timezone.utc)) == query.since
+    ) and (not w.HasField("until") or to_millis(w.until.ToDatetime(tzinfo=timezone.utc)) == query.until)

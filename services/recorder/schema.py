@@ -12,6 +12,11 @@ Tables (``<ks>`` is the configured keyspace):
 - ``idempotency_keys``: which request (request id, received_at) first claimed an
   Idempotency-Key, and a fingerprint of who uploaded what; claimed with a lightweight
   transaction, kept for a day (TTL).
+- ``tokens``: the SHA-256 of each user token an admin issued, and whose it is.
+
+Every row of a record is written with the record's receipt time as its write timestamp, so a
+deletion (a later timestamp) is final: a retried write of the same record arriving after it
+stays hidden. Images and client addresses carry a TTL: the retention period.
 
 The three ``recognitions*`` rows and the ``user_months`` row of a record are written in one
 logged batch (see ``store.py``), so a query never sees half a record.
@@ -90,6 +95,7 @@ def tables() -> dict[str, dict[str, str]]:
         "idempotency_keys": {
             "idempotency_key": "text", "request_id": "uuid", "received_at": "timestamp", "fingerprint": "blob",
         },
+        "tokens": {"token_hash": "blob", "user": "text", "created_at": "timestamp"},
     }  # fmt: skip
 
 
@@ -110,6 +116,7 @@ def statements(keyspace: str, datacenters: Mapping[str, int]) -> list[str]:
         _table(keyspace, "recognitions_by_day", t["recognitions_by_day"], "day, id", "id DESC"),
         # One row per key, written with a TTL: the first upload that claimed it.
         _table(keyspace, "idempotency_keys", t["idempotency_keys"], "idempotency_key"),
+        _table(keyspace, "tokens", t["tokens"], "token_hash"),
     ]
 
 

@@ -11,55 +11,41 @@ from datetime import datetime, timedelta, timezone
 from typing import NoReturn
 
 import grpc
-from cassandra import DriverException, InvalidRequest, OperationTimedOut, ReadTimeout, Unauthorized, Unavailable, WriteTimeout
+from cassandra import DriverException, InvalidRequest
 from cassandra.cluster import Cluster, NoHostAvailable, Session
+from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from digits import errors, trailers
 from digits.grpc_server import GrpcService
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
-from services.recorder import paging
+from services.recorder import failures, paging
+from services.recorder.access import (
+    Authenticator,
+    InvalidToken,
+    Principal,
+    bearer_token,
+    new_token,
+    token_hash,
+)
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
 from services.recorder.metrics import ERRORS, RECORDS
-from services.recorder.requests import MAX_USER, fingerprint, invalid_record
-from services.recorder.store import Claim, DeadlineExceeded, Page, RecognitionStore, Record, connect
+from services.recorder.requests import (
+    DEFAULT_PAGE_SIZE,
+    fingerprint,
+    invalid_record,
+    invalid_user,
+    list_query,
+)
+from services.recorder.store import Claim, Page, RecognitionStore, Record, connect
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 50
-
-# Cassandra could not reach the consistency level or answer in time: nothing was acknowledged,
-# and the client may retry (with the same request_id).
-# Unauthorized is here because Cassandra checks permissions by reading system_auth at
-# LOCAL_QUORUM too: with too few nodes up, that read fails as "Unauthorized".
-_UNAVAILABLE = (
-    Unavailable, WriteTimeout, ReadTimeout, OperationTimedOut, NoHostAvailable, DeadlineExceeded, Unauthorized,
-)  # fmt: skip
-_KIND = {
-    Unavailable: "unavailable",
-    WriteTimeout: "write_timeout",
-    ReadTimeout: "read_timeout",
-    OperationTimedOut: "client_timeout",
-    DeadlineExceeded: "client_timeout",
-    NoHostAvailable: "no_host",
-}
-# What a person can do about each failure.
-_ADVICE = {
-    "unavailable": "too few replicas are up: check that the Cassandra nodes are running (nodetool status)",
-    "write_timeout": "replicas did not answer in time: a node may be down or overloaded",
-    "read_timeout": "replicas did not answer in time: a node may be down or overloaded",
-    "client_timeout": "Cassandra did not answer within the deadline: a node may be down or overloaded",
-    "no_host": "no Cassandra node can be reached: check the nodes and RECORDER_CASSANDRA_HOSTS",
-    "auth_unavailable": "too few replicas of system_auth are up to check permissions: check the Cassandra nodes",
-    "unauthorized": "the recorder's role lacks a permission: GRANT SELECT, MODIFY on the keyspace to it",
-}
-
-
-def _kind(exc: Exception) -> str:
-    if isinstance(exc, Unauthorized):
-        return "auth_unavailable" if "consistency level" in str(exc) else "unauthorized"
-    return _KIND.get(type(exc), "other")
+# gRPC codes of the access checks, and the reasons a client (the gateway) tells apart.
+_TOKEN_REQUIRED = (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REQUIRED")
+_TOKEN_INVALID = (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID")
+_FORBIDDEN = (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 
 
 def _timestamp(moment: datetime) -> Timestamp:
@@ -95,6 +81,9 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         self._session: Session | None = None
         self._store: RecognitionStore | None = None
         self._awaiting_schema: asyncio.Task[None] | None = None
+        if not config.admin_token:
+            log.warning("RECORDER_ADMIN_TOKEN is not set: no one can list time windows or issue tokens")
+        self._auth = Authenticator(config.admin_token, self._token_user, config.token_cache_seconds)
 
     async def connect(self) -> None:
         """Connect to Cassandra with capped exponential backoff (NOT_SERVING meanwhile), then
@@ -169,33 +158,79 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         await errors.abort(context, code, reason, message)
 
     async def _cassandra_failed(self, context, operation: str, exc: Exception, consistency: str) -> NoReturn:  # type: ignore[no-untyped-def]
-        kind = _kind(exc)
+        kind = failures.kind(exc)
         log.warning("cassandra failed", extra={"operation": operation, "kind": kind, "error": str(exc)})
-        if operation == "record":
-            what = f"could not store the record at {consistency}; it was not acknowledged, and retrying with the same request_id and received_at is safe"
+        if operation in ("record", "delete"):
+            what = f"could not {'store the record' if operation == 'record' else 'delete the record'} at {consistency}; it was not acknowledged, and retrying is safe"  # noqa: E501
         else:
             what = f"could not answer at {consistency}; retry later"
         code = grpc.StatusCode.PERMISSION_DENIED if kind == "unauthorized" else grpc.StatusCode.UNAVAILABLE
-        message = f"Cassandra {what} ({kind}: {_ADVICE.get(kind, str(exc))})"
+        message = f"Cassandra {what} ({kind}: {failures.ADVICE.get(kind, str(exc))})"
         await self._fail(context, operation, kind, code, message, f"CASSANDRA_{kind.upper()}")
+
+    # ---- access
+
+    async def _token_user(self, digest: bytes) -> str | None:
+        assert self._store is not None
+        return await self._store.token_user(digest, time.monotonic() + self._config.request_timeout_seconds)
+
+    async def _principal(self, context, operation: str) -> Principal | None:  # type: ignore[no-untyped-def]
+        """The caller (None: anonymous); a bad token ends the call with UNAUTHENTICATED.
+        Callers have checked that the store is ready."""
+        try:
+            return await self._auth.principal(bearer_token(context.invocation_metadata()))
+        except InvalidToken as exc:
+            code, reason = _TOKEN_INVALID
+            await self._fail(context, operation, "unauthenticated", code, str(exc), reason)
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, operation, exc, self._config.read_consistency.upper())
+
+    async def _deny(self, context, operation: str, principal: Principal | None, what: str) -> NoReturn:  # type: ignore[no-untyped-def]
+        """Refuse: 'you need a token' to the anonymous, 'not with this token' to the rest."""
+        if principal is None:
+            code, reason = _TOKEN_REQUIRED
+            await self._fail(
+                context, operation, "unauthenticated", code, f"{what} needs a bearer token", reason
+            )
+        code, reason = _FORBIDDEN
+        await self._fail(context, operation, "forbidden", code, f"this token may not {what}", reason)
+
+    async def _require_admin(self, context, operation: str, what: str) -> None:  # type: ignore[no-untyped-def]
+        principal = await self._principal(context, operation)
+        if principal is None or not principal.admin:
+            await self._deny(context, operation, principal, what)
 
     # ---- RPCs
 
     async def Record(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
+        principal = await self._principal(context, "record")
         now = datetime.now(timezone.utc)
         problem = invalid_record(request, self._config.max_image_bytes, now)
         if problem:
             await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem, "INVALID_RECORD")
         rec = request.recognition
-        received_at = to_millis(rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now)
+        # Whose record: the token's user. Naming another user takes that user's token (or an
+        # admin's), so no one can put records in someone else's history.
+        user = rec.user
+        if principal is not None and not principal.admin:
+            if user and user != principal.user:
+                await self._deny(context, "record", principal, f"record under user {user!r}")
+            user = principal.user
+        elif principal is None and user:
+            await self._deny(context, "record", None, "recording under a user")
+        received_at = to_millis(
+            rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now
+        )
         request_id = uuid.UUID(request.request_id) if request.request_id else None
         replayed = False
         if request.idempotency_key:
-            candidate = Claim(request_id or uuid.uuid4(), received_at, fingerprint(rec), first=True)
+            candidate = Claim(
+                request_id or uuid.uuid4(), received_at, fingerprint(user, rec.image), first=True
+            )
             try:
                 claim = await store.claim(request.idempotency_key, candidate, self._deadline(context))
-            except _UNAVAILABLE as exc:
+            except failures.UNAVAILABLE as exc:
                 await self._cassandra_failed(context, "record", exc, store.write_consistency)
             if claim.fingerprint != candidate.fingerprint:
                 await self._fail(
@@ -214,7 +249,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             confidence=rec.confidence,
             probabilities=list(rec.probabilities),
             model_version=rec.model_version,
-            user=rec.user,
+            user=user,
             image=rec.image,
             content_type=rec.content_type,
             filename=rec.filename,
@@ -224,7 +259,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         )
         try:
             await store.record(record, self._deadline(context))
-        except _UNAVAILABLE as exc:
+        except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
         RECORDS.inc()
         log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size, "replayed": replayed})  # noqa: E501
@@ -233,7 +268,11 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         return _to_proto(record)
 
     async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]
+        """The record ``record_id``, if the caller may see it; else the call ends."""
         store = await self._require_store(context)
+        principal = await self._principal(context, operation)
+        if principal is None:
+            await self._deny(context, operation, None, "reading or deleting a recognition")
         try:
             parsed = uuid.UUID(record_id)
         except ValueError:
@@ -246,21 +285,35 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         if parsed.version == 1:
             try:
                 record = await store.get(parsed, self._deadline(context), include_image=include_image)
-            except _UNAVAILABLE as exc:
+            except failures.UNAVAILABLE as exc:
                 await self._cassandra_failed(context, operation, exc, store.read_consistency)
-        if record is None:
+        # Someone else's record is answered exactly like a missing one: ids reveal nothing.
+        if record is None or not principal.may_read(record.user):
             await self._fail(
                 context, operation, "not_found", grpc.StatusCode.NOT_FOUND, f"no recognition with id {record_id}",
                 "RECOGNITION_NOT_FOUND",
             )
         if include_image and len(record.image or b"") != record.image_size:
-            # Cannot happen with quorum reads and writes (the image is written first); say so loudly if it does.
-            await self._fail(
-                context, operation, "data_loss", grpc.StatusCode.DATA_LOSS,
-                f"the image of {record_id} has {len(record.image or b'')} of its {record.image_size} bytes",
-                "IMAGE_INCOMPLETE",
-            )  # fmt: skip
+            await self._image_missing(context, operation, record)
         return record
+
+    async def _image_missing(self, context, operation: str, record: Record) -> NoReturn:  # type: ignore[no-untyped-def]
+        retention = timedelta(days=self._config.image_retention_days)
+        # Written at receipt with the retention as TTL (minutes of clock skew allowed for).
+        if (
+            not record.image
+            and retention
+            and datetime.now(timezone.utc) >= record.received_at + retention - timedelta(minutes=5)
+        ):
+            await self._fail(
+                context, operation, "image_expired", grpc.StatusCode.NOT_FOUND,
+                f"the image of {record.id} was deleted after the {retention.days}-day retention period", "IMAGE_EXPIRED",
+            )  # fmt: skip
+        # Cannot happen with quorum reads and writes (the image is written first); say so loudly if it does.
+        await self._fail(
+            context, operation, "data_loss", grpc.StatusCode.DATA_LOSS,
+            f"the image of {record.id} has {len(record.image or b'')} of its {record.image_size} bytes", "IMAGE_INCOMPLETE",
+        )  # fmt: skip
 
     async def GetRecognition(self, request, context):  # type: ignore[no-untyped-def]
         operation = "get_image" if request.include_image else "get"
@@ -270,12 +323,41 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         record = await self._read(context, "get_image", request.id, include_image=True)
         return recorder_pb2.Image(data=record.image, content_type=record.content_type, filename=record.filename)
 
+    async def DeleteRecognition(self, request, context):  # type: ignore[no-untyped-def]
+        record = await self._read(context, "delete", request.id, include_image=False)
+        store = await self._require_store(context)
+        try:
+            await store.delete(record, self._deadline(context))
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "delete", exc, store.write_consistency)
+        log.info("deleted", extra={"id": str(record.id)})
+        return Empty()
+
     async def ListRecognitions(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
+        principal = await self._principal(context, "list")
+        if request.WhichOneof("filter") is None and principal is not None:
+            # No filter: a user's own history, or for an admin the last day.
+            own = recorder_pb2.ListRecognitionsRequest(
+                page_size=request.page_size, page_token=request.page_token
+            )
+            if principal.admin:
+                own.window.SetInParent()
+            else:
+                own.user = principal.user
+            request = own
         filter_kind = request.WhichOneof("filter")
         operation = "list_by_user" if filter_kind == "user" else "list_by_window"
+        if filter_kind is None:
+            await self._deny(context, operation, None, "listing recognitions")
+        if filter_kind == "window" and (principal is None or not principal.admin):
+            await self._deny(context, operation, principal, "list a time window (an admin's)")
+        if filter_kind == "user" and (principal is None or not principal.may_read(request.user)):
+            await self._deny(context, operation, principal, "list this user's history")
         try:
-            query, cursor = self._list_query(request)
+            query, cursor = list_query(
+                request, self._token_key, self._config.max_page_size, self._config.max_window_days
+            )
         except ValueError as exc:
             reason = "INVALID_PAGE_TOKEN" if isinstance(exc, paging.BadToken) else "INVALID_QUERY"
             await self._fail(context, operation, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, str(exc), reason)
@@ -287,60 +369,55 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
                 page = await store.list_by_user(query, cursor, size, deadline)
             else:
                 page = await store.list_by_window(query, cursor, size, deadline)
-        except _UNAVAILABLE as exc:
+        except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, operation, exc, store.read_consistency)
         return recorder_pb2.ListRecognitionsResponse(
             recognitions=[_to_proto(r) for r in page.records],
             next_page_token=paging.encode(query, page.next_cursor, self._token_key) if page.next_cursor else "",
         )
 
-    def _list_query(self, request) -> tuple[paging.Query, paging.Cursor | None]:  # type: ignore[no-untyped-def]
-        """The query and where to continue it; ValueError says what is wrong with the request."""
-        if not 0 <= request.page_size <= self._config.max_page_size:
-            raise ValueError(f"page_size must be within 1..{self._config.max_page_size} (0 means {DEFAULT_PAGE_SIZE})")
-        kind = request.WhichOneof("filter")
-        if kind is None:
-            raise ValueError("set either user or window")
-        if kind == "user" and not request.user:
-            raise ValueError("user must not be empty (anonymous uploads are only listed by time window)")
-        if len(request.user) > MAX_USER:
-            raise ValueError(f"user is longer than {MAX_USER} characters")
-        if request.page_token:
-            query, cursor = paging.decode(request.page_token, self._token_key)  # BadToken is a ValueError
-            if not self._same_query(request, query):
-                raise paging.BadToken("page_token belongs to another query; start again without it")
-            if isinstance(query, paging.WindowQuery):
-                # Signed, and checked again all the same: a key that leaked, or limits lowered
-                # since the token was issued, must not open a longer walk.
-                self._check_window(query.since, query.until)
-                if not paging.day_of(query.since) <= cursor.bucket <= paging.day_of(query.until):
-                    raise paging.BadToken("page_token points outside its window")
-            return query, cursor
-        if kind == "user":
-            return paging.UserQuery(request.user), None
-        window = request.window
-        until = to_millis(window.until.ToDatetime(tzinfo=timezone.utc) if window.HasField("until") else datetime.now(timezone.utc))
-        since = to_millis(window.since.ToDatetime(tzinfo=timezone.utc)) if window.HasField("since") else until - timedelta(days=1)
-        self._check_window(since, until)
-        return paging.WindowQuery(since, until), None
-
-    def _check_window(self, since: datetime, until: datetime) -> None:
-        if since > until:
-            raise ValueError("window.since is after window.until")
-        if until - since > timedelta(days=self._config.max_window_days):
-            raise ValueError(f"the window is longer than {self._config.max_window_days} days; page through shorter ones")
-
-    @staticmethod
-    def _same_query(request, query: paging.Query) -> bool:  # type: ignore[no-untyped-def]
-        if isinstance(query, paging.UserQuery):
-            return request.WhichOneof("filter") == "user" and request.user == query.user
-        if request.WhichOneof("filter") != "window":
-            return False
-        # Unset bounds take the token's (defaults were resolved on the first page).
-        w = request.window
-        return (not w.HasField("since") or to_millis(w.since.ToDatetime(tzinfo=timezone.utc)) == query.since) and (
-            not w.HasField("until") or to_millis(w.until.ToDatetime(tzinfo=timezone.utc)) == query.until
+    async def CreateToken(self, request, context):  # type: ignore[no-untyped-def]
+        store = await self._require_store(context)
+        await self._require_admin(context, "create_token", "issue tokens (an admin's)")
+        if problem := invalid_user(request.user):
+            await self._fail(
+                context,
+                "create_token",
+                "invalid_argument",
+                grpc.StatusCode.INVALID_ARGUMENT,
+                problem,
+                "INVALID_USER",
+            )
+        token, created_at = new_token(), to_millis(datetime.now(timezone.utc))
+        try:
+            await store.add_token(token_hash(token), request.user, created_at, self._deadline(context))
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "create_token", exc, store.write_consistency)
+        log.info("token issued", extra={"user": request.user, "token_id": token_hash(token).hex()[:12]})
+        return recorder_pb2.Token(
+            token=token, id=token_hash(token).hex(), user=request.user, created_at=_timestamp(created_at)
         )
+
+    async def RevokeToken(self, request, context):  # type: ignore[no-untyped-def]
+        store = await self._require_store(context)
+        await self._require_admin(context, "revoke_token", "revoke tokens (an admin's)")
+        try:
+            digest = bytes.fromhex(request.id)
+            if len(digest) != 32:
+                raise ValueError
+        except ValueError:
+            await self._fail(context, "revoke_token", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
+                             "id must be a token id: 64 hexadecimal digits", "INVALID_TOKEN_ID")  # fmt: skip
+        try:
+            if await store.token_user(digest, self._deadline(context)) is None:
+                await self._fail(context, "revoke_token", "not_found", grpc.StatusCode.NOT_FOUND,
+                                 f"no token has id {request.id}", "TOKEN_NOT_FOUND")  # fmt: skip
+            await store.remove_token(digest, self._deadline(context))
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "revoke_token", exc, store.write_consistency)
+        self._auth.forget(digest)
+        log.info("token revoked", extra={"token_id": request.id[:12]})
+        return Empty()
 
 
 def build(config: Config) -> GrpcService:

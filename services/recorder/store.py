@@ -10,7 +10,12 @@ Writing a record (see ``schema.py`` for the tables):
 
 Every record is found through the batch's rows, which are written after the image, so a
 record that can be found always has its image. A write that fails between the two steps
-leaves only unreachable image chunks, which a retry (same ids) overwrites.
+leaves only unreachable image chunks, which a retry (same ids) overwrites, and which expire
+with the image retention period if no retry comes.
+
+Every row of a record carries its receipt time as write timestamp (``USING TIMESTAMP``), and a
+deletion a later one: a retry of the write that lands after the deletion is shadowed by it.
+The image chunks and the client address carry the retention periods as TTLs.
 
 Every value is deterministic (the id comes from the request, see ``ids.py``), so every
 statement is an idempotent upsert: the driver may retry it on another node, and the recorder
@@ -88,6 +93,15 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = tuple(schema.RECORD_COLUMNS)
 _COLUMN_LIST = ", ".join(_COLUMNS)
+# Inserted with the row; the client address is set apart, with its own TTL.
+_INSERTED = tuple(c for c in _COLUMNS if c != "client_address")
+_INSERTED_LIST = ", ".join(_INSERTED)
+_DAY = 86_400
+
+
+def write_timestamp(received_at: datetime) -> int:
+    """A record's write timestamp (microseconds): its receipt time, the same on every retry."""
+    return int(received_at.timestamp() * 1_000_000)
 
 
 def _result(future: ResponseFuture) -> asyncio.Future:
@@ -179,16 +193,45 @@ class RecognitionStore:
             statement.is_idempotent = True
             return statement
 
-        marks = ", ".join("?" * len(_COLUMNS))
-        self._insert_chunk = prepare(f"INSERT INTO {ks}.images (id, chunk, data) VALUES (?, ?, ?)", write_cl)
-        self._insert = prepare(f"INSERT INTO {ks}.recognitions ({_COLUMN_LIST}) VALUES ({marks})", write_cl)
+        marks = ", ".join("?" * len(_INSERTED))
+        written = "USING TIMESTAMP ?"
+        self._insert_chunk = prepare(
+            f"INSERT INTO {ks}.images (id, chunk, data) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?",
+            write_cl,
+        )
+        self._insert = prepare(
+            f"INSERT INTO {ks}.recognitions ({_INSERTED_LIST}) VALUES ({marks}) {written}", write_cl
+        )
         self._insert_by_day = prepare(
-            f"INSERT INTO {ks}.recognitions_by_day (day, {_COLUMN_LIST}) VALUES (?, {marks})", write_cl
+            f"INSERT INTO {ks}.recognitions_by_day (day, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
+            write_cl,
         )
         self._insert_by_user = prepare(
-            f"INSERT INTO {ks}.recognitions_by_user (month, {_COLUMN_LIST}) VALUES (?, {marks})", write_cl
+            f"INSERT INTO {ks}.recognitions_by_user (month, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
+            write_cl,
         )
-        self._insert_user_month = prepare(f"INSERT INTO {ks}.user_months (user, month) VALUES (?, ?)", write_cl)
+        self._insert_user_month = prepare(
+            f"INSERT INTO {ks}.user_months (user, month) VALUES (?, ?) {written}", write_cl
+        )
+        # Per table: the client address (with its TTL), and the deletion, by the table's key.
+        keys = {"recognitions": "id = ?", "recognitions_by_day": "day = ? AND id = ?",
+                "recognitions_by_user": "user = ? AND month = ? AND id = ?"}  # fmt: skip
+        self._set_address = {
+            table: prepare(
+                f"UPDATE {ks}.{table} USING TTL ? AND TIMESTAMP ? SET client_address = ? WHERE {key}",
+                write_cl,
+            )
+            for table, key in keys.items()
+        }
+        self._delete = {
+            table: prepare(f"DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE {key}", write_cl)
+            for table, key in {**keys, "images": "id = ?"}.items()
+        }
+        self._insert_token = prepare(
+            f"INSERT INTO {ks}.tokens (token_hash, user, created_at) VALUES (?, ?, ?)", write_cl
+        )
+        self._select_token = prepare(f"SELECT user FROM {ks}.tokens WHERE token_hash = ?", read_cl)
+        self._delete_token = prepare(f"DELETE FROM {ks}.tokens WHERE token_hash = ?", write_cl)
         self._claim = prepare(
             f"INSERT INTO {ks}.idempotency_keys (idempotency_key, request_id, received_at, fingerprint) "
             "VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
@@ -270,9 +313,15 @@ class RecognitionStore:
         assert record.image is not None
         started = time.perf_counter()
         image = record.image
-        chunks = [image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)]
+        chunks = [
+            image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)
+        ]
+        ttl, stamp = self._config.image_retention_days * _DAY, write_timestamp(record.received_at)
         await asyncio.gather(
-            *(self._write(self._insert_chunk, [record.id, n, chunk], deadline) for n, chunk in enumerate(chunks))
+            *(
+                self._write(self._insert_chunk, [record.id, n, chunk, ttl, stamp], deadline)
+                for n, chunk in enumerate(chunks)
+            )
         )
         try:
             await self._write(self._rows(record, BatchType.LOGGED), (), deadline)
@@ -292,16 +341,56 @@ class RecognitionStore:
 
     def _rows(self, record: Record, batch_type: BatchType) -> BatchStatement:
         """The record's rows for every query, in one batch."""
-        values = [getattr(record, name) for name in _COLUMNS]
+        values = [getattr(record, name) for name in _INSERTED]
+        stamp = write_timestamp(record.received_at)
+        address = [self._config.client_address_retention_days * _DAY, stamp, record.client_address]
+        day = day_of(record.received_at)
         batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
         batch.is_idempotent = True
-        batch.add(self._insert, values)
-        batch.add(self._insert_by_day, [day_of(record.received_at), *values])
+        batch.add(self._insert, [*values, stamp])
+        batch.add(self._set_address["recognitions"], [*address, record.id])
+        batch.add(self._insert_by_day, [day, *values, stamp])
+        batch.add(self._set_address["recognitions_by_day"], [*address, day, record.id])
         if record.user:
             month = month_of(record.received_at)
-            batch.add(self._insert_by_user, [month, *values])
-            batch.add(self._insert_user_month, [record.user, month])
+            batch.add(self._insert_by_user, [month, *values, stamp])
+            batch.add(self._set_address["recognitions_by_user"], [*address, record.user, month, record.id])
+            batch.add(self._insert_user_month, [record.user, month, stamp])
         return batch
+
+    async def delete(self, record: Record, deadline: float) -> None:
+        """Remove ``record`` from every table and its image, in one logged batch: all or none.
+
+        The deletion's timestamp is later than the record's rows', even for a receipt time a
+        little in the future, so it shadows them and any retried write of them. The user's
+        month row stays: an empty month only costs a listing one empty read.
+        """
+        started = time.perf_counter()
+        stamp = max(int(time.time() * 1_000_000), write_timestamp(record.received_at) + 1)
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._write_cl)
+        batch.is_idempotent = True
+        batch.add(self._delete["recognitions"], [stamp, record.id])
+        batch.add(self._delete["recognitions_by_day"], [stamp, day_of(record.received_at), record.id])
+        if record.user:
+            batch.add(
+                self._delete["recognitions_by_user"],
+                [stamp, record.user, month_of(record.received_at), record.id],
+            )
+        batch.add(self._delete["images"], [stamp, record.id])
+        await self._write(batch, (), deadline)
+        CASSANDRA_SECONDS.labels("delete", self.write_consistency).observe(time.perf_counter() - started)
+
+    # ---- tokens
+
+    async def add_token(self, digest: bytes, user: str, created_at: datetime, deadline: float) -> None:
+        await self._write(self._insert_token, [digest, user, created_at], deadline)
+
+    async def token_user(self, digest: bytes, deadline: float) -> str | None:
+        rows = await self._execute(self._select_token, [digest], deadline)
+        return rows[0]["user"] if rows else None
+
+    async def remove_token(self, digest: bytes, deadline: float) -> None:
+        await self._write(self._delete_token, [digest], deadline)
 
     # ---- reads
 

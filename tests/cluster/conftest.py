@@ -22,7 +22,7 @@ from digits.v1 import recorder_pb2_grpc
 from scripts.cassandra import AuthConfig, CassandraCluster
 from services.recorder.config import Config
 from services.recorder.server import build
-from tests.helpers import ROOT, ServiceThread, free_loopback_hosts, free_port_block
+from tests.helpers import ROOT, TEST_ADMIN_TOKEN, ServiceThread, free_loopback_hosts, free_port_block, with_token
 
 HOSTS = free_loopback_hosts(3)
 JMX_PORT_BASE = free_port_block(3)
@@ -63,6 +63,7 @@ def recorder_env(cluster) -> dict[str, str]:
         "RECORDER_PORT": "0",
         "RECORDER_METRICS_PORT": "0",
         "RECORDER_RECONNECT_MAX_SECONDS": "2",
+        "RECORDER_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
     }
 
 
@@ -93,7 +94,7 @@ def recorder(schema_ready, recorder_env):
 @pytest.fixture()
 def stub(recorder):
     with grpc.insecure_channel(recorder.address) as channel:
-        yield recorder_pb2_grpc.RecorderStub(channel)
+        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
 
 
 @pytest.fixture(scope="package")

@@ -33,6 +33,15 @@ def stack(cassandra, tmp_path_factory):
 
 @pytest.fixture()
 def http(stack):
-    """An HTTP client for the stack's gateway."""
+    """An HTTP client for the stack's gateway, with the admin token (``make run``'s way of
+    reading everything back)."""
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    with httpx.Client(base_url=stack.config.gateway_url, timeout=30, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture()
+def anonymous(stack):
+    """An HTTP client for the stack's gateway, without a token."""
     with httpx.Client(base_url=stack.config.gateway_url, timeout=30) as client:
         yield client

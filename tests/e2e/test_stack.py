@@ -215,13 +215,14 @@ def test_a_retried_record_call_stores_one_record_visible_over_http(stack, http):
     import grpc
 
     from digits.v1 import recorder_pb2_grpc
+    from tests.helpers import with_token
     from tests.recording import record_request
 
     user = unique_user()
     request = record_request(user=user)
     c = stack.config
     with grpc.insecure_channel(f"{c.bind}:{c.recorder_port}") as channel:
-        stub = recorder_pb2_grpc.RecorderStub(channel)
+        stub = recorder_pb2_grpc.RecorderStub(with_token(channel, stack.admin_token))
         ids = {stub.Record(request, timeout=10).id for _ in range(3)}
     assert len(ids) == 1
     items = all_pages(http, user=user)

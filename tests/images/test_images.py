@@ -18,7 +18,7 @@ from scripts.devstack import free_port
 from scripts.images import SERVICES, image_name, podman, size_bytes
 from scripts.waiting import grpc_serving, http_ok, wait_until
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import ROOT
+from tests.helpers import ROOT, TEST_ADMIN_TOKEN
 
 pytestmark = pytest.mark.images
 
@@ -71,6 +71,7 @@ def containers(cassandra) -> Iterator[dict[str, tuple[Container, int]]]:
             "RECORDER_METRICS_PORT": str(ports["m2"]),
             "RECORDER_CASSANDRA_HOSTS": TEST_CASSANDRA_HOST, "RECORDER_KEYSPACE": "digits_images",
             "RECORDER_REPLICATION_FACTOR": "1", "RECORDER_WRITE_CONSISTENCY": "ONE", "RECORDER_READ_CONSISTENCY": "ONE",
+            "RECORDER_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
         }), ports["recorder"])  # fmt: skip
         started["gateway"] = (Container("gateway", {
             "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(ports["gateway"]),
@@ -114,7 +115,9 @@ def test_gateway_answers_healthz_and_a_real_upload(containers) -> None:  # type:
     reply = httpx.post(f"{url}/v1/recognitions", files={"image": ("seven.png", (ROOT / "tests/data/seven.png").read_bytes(), "image/png")}, timeout=30)  # fmt: skip
     assert reply.status_code == 201, reply.text
     assert reply.json()["digit"] == 7
-    stored = httpx.get(f"{url}/v1/recognitions/{reply.json()['id']}", timeout=10)
+    record_url = f"{url}/v1/recognitions/{reply.json()['id']}"
+    assert httpx.get(record_url, timeout=10).status_code == 401  # reading back takes a token
+    stored = httpx.get(record_url, headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}, timeout=10)
     assert stored.status_code == 200 and stored.json()["digit"] == 7
 
 

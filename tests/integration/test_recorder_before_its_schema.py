@@ -46,7 +46,7 @@ def test_serves_unavailable_until_the_schema_exists_then_records(cassandra, cql)
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    stored = stub.Record(record_request(), timeout=10)
+                    stored = stub.Record(record_request(user=""), timeout=10)  # anonymous: no token
                     break
                 except grpc.RpcError as exc:
                     assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()

@@ -49,7 +49,7 @@ def test_stored_images_are_typed_by_their_bytes():
 
     from PIL import Image
 
-    from services.gateway.app import sniff_image_type
+    from services.gateway.images import sniff_image_type
 
     for fmt, media_type in (("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("BMP", "image/bmp"),
                             ("TIFF", "image/tiff"), ("WEBP", "image/webp")):  # fmt: skip
