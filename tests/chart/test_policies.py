@@ -6,6 +6,7 @@ any cluster sees it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from typing import Any
@@ -161,13 +162,31 @@ def test_service_addresses_point_at_the_charts_services(objects: list[dict[str, 
         assert f"dc={env['RECORDER_LOCAL_DATACENTER']}" in rackdc.splitlines()
 
 
-def test_passwords_come_only_from_secrets(objects: list[dict[str, Any]]) -> None:
+def test_passwords_keys_and_tokens_come_only_from_secrets(objects: list[dict[str, Any]]) -> None:
     for name, spec in pod_specs(objects):
         for container in _containers(spec):
             for variable in container.get("env", []):
-                if "PASSWORD" in variable["name"] or variable["name"].endswith("_KEY"):
+                secret = ("PASSWORD" in variable["name"] or variable["name"].endswith(("_TOKEN_KEY", "_ADMIN_TOKEN")))
+                if secret:
                     assert "value" not in variable, f"{name}: {variable['name']} is a literal"
                     assert "secretKeyRef" in variable["valueFrom"], name
+
+
+def test_the_admin_token_is_generated_or_taken_from_the_operators_secret() -> None:
+    generated = render()
+    secret = one(generated, "Secret", "digits-recorder")
+    assert len(base64.b64decode(secret["data"]["admin-token"])) >= 32
+    ref = _env_refs(one(generated, "Deployment", "digits-recorder"))["RECORDER_ADMIN_TOKEN"]
+    assert ref == {"name": "digits-recorder", "key": "admin-token"}
+    own = render(None, "recorder.auth.existingSecret=ops-tokens", "recorder.auth.existingSecretKey=digits-admin")
+    assert "admin-token" not in one(own, "Secret", "digits-recorder")["data"]
+    ref = _env_refs(one(own, "Deployment", "digits-recorder"))["RECORDER_ADMIN_TOKEN"]
+    assert ref == {"name": "ops-tokens", "key": "digits-admin"}
+
+
+def _env_refs(workload: dict[str, Any]) -> dict[str, dict[str, str]]:
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return {v["name"]: v["valueFrom"]["secretKeyRef"] for v in container["env"] if "secretKeyRef" in v.get("valueFrom", {})}
 
 
 def test_model_version_label_is_the_committed_models() -> None:
