@@ -11,11 +11,12 @@ MNIST   ?= ../shared/mnist
 STAMP   := $(VENV)/.installed
 REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recorder/requirements.txt services/gateway/requirements.txt
 
-.PHONY: help run test test-images images kube-tools deps cassandra protos train eval eval-realworld bench-recognizer bench-recorder clean
+.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
 	@echo "make test     run the whole test suite (unit, integration, end-to-end, the Helm chart on a real control plane)"
+	@echo "make test-faults   the fault suite under load, 30 s of faults per case (make test runs it for 6 s)"
 	@echo "make test-images   build the three images with podman, then run and check them"
 	@echo "make images   build the three images with podman (localhost/digits-<service>:test)"
 	@echo "make protos   regenerate digits/v1 from protos/"
@@ -48,6 +49,10 @@ run: deps cassandra
 
 test: deps cassandra kube-tools
 	$(PY) -m pytest
+
+# The fault cases of `make test`, each with five times the load; prints the table at the end.
+test-faults: deps cassandra
+	DIGITS_FAULT_SECONDS=30 $(PY) -m pytest tests/faults
 
 images: $(STAMP)
 	$(PY) -m scripts.images build

@@ -13,6 +13,7 @@ in flight finish within a grace period, then exit.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,17 @@ RPCS = Counter(
 )
 
 
+IN_FLIGHT = Gauge("digits_grpc_server_in_flight", "Unary RPCs being handled right now.")
+
+
 class _MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every unary-unary RPC by its final status code."""
+    """Counts and times every unary-unary RPC by its final status code, and keeps what a
+    graceful stop reports: the calls in flight when it began and how each of them ended."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.draining = False
+        self.drained: collections.Counter[str] = collections.Counter()  # final code -> calls
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -55,6 +65,8 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
         async def observed(request, context):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
             code = grpc.StatusCode.OK
+            self.in_flight += 1
+            IN_FLIGHT.inc()
             try:
                 return await inner(request, context)
             except BaseException:
@@ -65,6 +77,10 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
                 name = code.name if isinstance(code, grpc.StatusCode) else str(code)
                 RPC_SECONDS.labels(method, name).observe(time.perf_counter() - start)
                 RPCS.labels(method, name).inc()
+                self.in_flight -= 1
+                IN_FLIGHT.dec()
+                if self.draining:
+                    self.drained[name] += 1
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
@@ -95,6 +111,7 @@ class GrpcService:
     server: grpc.aio.Server | None = None
     bound_port: int = 0
     _ready: asyncio.Task[None] | None = None
+    _calls: _MetricsInterceptor = field(default_factory=_MetricsInterceptor)
 
     async def start(self) -> int:
         """Open the port and begin ``startup`` in the background; return the bound port."""
@@ -105,7 +122,7 @@ class GrpcService:
             # "too many pings" (the default minimum is 5 minutes).
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ]
-        self.server = grpc.aio.server(interceptors=[_MetricsInterceptor()], options=options)
+        self.server = grpc.aio.server(interceptors=[self._calls], options=options)
         self.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -147,11 +164,13 @@ class GrpcService:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
-        log.info("stopping", extra={"grace_seconds": self.grace_seconds})
+        self._calls.draining = True
+        log.info("stopping", extra={"grace_seconds": self.grace_seconds, "in_flight": self._calls.in_flight})
         await self.server.stop(self.grace_seconds)
         await self.shutdown()
         self.server = None
-        log.info("stopped")
+        # How the calls that were in flight ended: all OK (or their own errors) means none was cut off.
+        log.info("stopped", extra={"drained": dict(self._calls.drained)})
 
     async def run_until_signalled(self) -> None:
         """Serve until SIGTERM or SIGINT, then stop gracefully."""
