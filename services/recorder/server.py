@@ -38,7 +38,8 @@ from services.recorder.requests import (
     invalid_user,
     list_query,
 )
-from services.recorder.store import Claim, Page, RecognitionStore, Record, connect
+from services.recorder.records import Claim, Page, Record
+from services.recorder.store import RecognitionStore, connect
 
 log = logging.getLogger(__name__)
 

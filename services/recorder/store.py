@@ -32,7 +32,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -47,42 +46,7 @@ from services.recorder import schema
 from services.recorder.config import Config
 from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
 from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, days_back, month_of
-
-
-@dataclass(frozen=True)
-class Record:
-    """A recognition as stored. ``image`` is None when it was not asked for."""
-
-    id: uuid.UUID
-    request_id: uuid.UUID | None
-    digit: int
-    confidence: float
-    probabilities: list[float]
-    model_version: str
-    user: str
-    image: bytes | None
-    content_type: str
-    filename: str
-    image_size: int
-    client_address: str
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Who first used an idempotency key: the request id and receipt time its record is made
-    of, a fingerprint of what it uploaded, and whether this call was that first one."""
-
-    request_id: uuid.UUID
-    received_at: datetime
-    fingerprint: bytes
-    first: bool
-
-
-@dataclass(frozen=True)
-class Page:
-    records: list[Record]
-    next_cursor: Cursor | None
+from services.recorder.records import Claim, Page, Record, as_date, from_row
 
 
 class DeadlineExceeded(Exception):
@@ -152,27 +116,6 @@ def connect(config: Config) -> tuple[Cluster, Session]:
 def _batch_log_failed(exc: Exception) -> bool:
     """The coordinator could not write the batch log: none of the batch was applied."""
     return isinstance(exc, WriteTimeout) and exc.write_type == WriteType.BATCH_LOG
-
-
-def _row_to_record(row: dict[str, Any], image: bytes | None = None) -> Record:
-    received_at = row["received_at"]
-    if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
-        received_at = received_at.replace(tzinfo=timezone.utc)
-    return Record(
-        id=row["id"],
-        request_id=row["request_id"],
-        digit=row["digit"],
-        confidence=row["confidence"],
-        probabilities=list(row["probabilities"] or []),
-        model_version=row["model_version"] or "",
-        user=row["user"] or "",
-        image=image,
-        content_type=row["content_type"] or "",
-        filename=row["filename"] or "",
-        image_size=row["image_size"] or 0,
-        client_address=row["client_address"] or "",
-        received_at=received_at,
-    )
 
 
 class RecognitionStore:
@@ -407,7 +350,7 @@ class RecognitionStore:
         )
         if not rows:
             return None
-        return _row_to_record(rows[0], image)
+        return from_row(rows[0], image)
 
     async def _image(self, record_id: uuid.UUID, deadline: float) -> bytes:
         rows = await self._execute(self._select_chunks, [record_id], deadline)
@@ -416,7 +359,7 @@ class RecognitionStore:
     async def list_by_user(self, query: UserQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
         started = time.perf_counter()
         months = [row["month"] for row in await self._execute(self._select_months, [query.user], deadline)]
-        months = [_as_date(m) for m in months]
+        months = [as_date(m) for m in months]
 
         async def fetch(month: date, after: uuid.UUID | None, limit: int) -> list[dict]:
             if after is None:
@@ -463,7 +406,7 @@ async def _page_through(
         need = size - len(found)
         after = cursor.after if cursor is not None and bucket == cursor.bucket else None
         rows = await fetch(bucket, after, need + 1)
-        found += [_row_to_record(row) for row in rows[:need]]
+        found += [from_row(row) for row in rows[:need]]
         if len(found) == size:
             if len(rows) > need:
                 return Page(found, Cursor(bucket, found[-1].id))
@@ -471,8 +414,3 @@ async def _page_through(
                 return Page(found, Cursor(buckets[i + 1]))
             break
     return Page(found, None)
-
-
-def _as_date(value: Any) -> date:
-    """The driver returns its own Date type for CQL date columns."""
-    return value if isinstance(value, date) else value.date()

@@ -5,13 +5,22 @@ connection."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import signal
+import threading
 import time
+from collections import Counter
+
+import grpc
+from PIL import Image
+
+from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 
 from scripts.waiting import http_ok, wait_until
 from tests.faults.conftest import ROWS, SECONDS, Row
-from tests.faults.load import Load, Tally, stored_by_key
+from tests.faults.load import SEVEN, Load, Tally, stored_by_key
 
 WARM_UP = 2.0
 CLEAN = {"201", "200", "503", "timeout", "connection"}
@@ -163,15 +172,64 @@ def test_sigterm_to_the_gateway_finishes_requests_in_flight(stack, user_token):
     assert not tally.failed
 
 
+def _large_seven() -> bytes:
+    """A 1,500² upscaled seven: long enough to decode and preprocess that the recognizer
+    surely has calls in flight when it is told to stop (the 28² upload takes a millisecond)."""
+    image = Image.open(io.BytesIO(SEVEN)).convert("L").resize((1500, 1500))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class _DirectCalls:
+    """Recognize calls straight to the recognizer, 8 at a time, beside the HTTP load."""
+
+    def __init__(self, address: str) -> None:
+        self.codes: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._address, self._image = address, _large_seven()
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(8)]
+
+    def __enter__(self) -> _DirectCalls:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _work(self) -> None:
+        request = recognizer_pb2.RecognizeRequest(image=self._image, content_type="image/png")
+        while not self._stop.is_set():
+            with grpc.insecure_channel(self._address) as channel:  # a new one after a restart
+                stub = recognizer_pb2_grpc.RecognizerStub(channel)
+                while not self._stop.is_set():
+                    try:
+                        stub.Recognize(request, timeout=10)
+                        self.codes["OK"] += 1
+                    except grpc.RpcError as exc:
+                        self.codes[exc.code().name] += 1
+                        time.sleep(0.2)
+                        break
+
+
 def test_sigterm_to_the_grpc_services_drains_calls_in_flight(stack, user_token):
     user, token = user_token
+    c = stack.config
     for name in ("recognizer", "recorder"):
-        log = stack.config.run_dir / "logs" / f"{name}.log"
+        log = c.run_dir / "logs" / f"{name}.log"
         start = log.stat().st_size
-        tally, _, code = _sigterm_under_load(stack, token, name, workers=8)
+        direct = _DirectCalls(f"{c.bind}:{c.recognizer_port}") if name == "recognizer" else contextlib.nullcontext()
+        with direct:
+            tally, _, code = _sigterm_under_load(stack, token, name, workers=8)
         in_flight, drained = _drained(log.read_text()[start:])
         settle(tally, f"SIGTERM the {name} ({in_flight} in flight)", stack, user)
         assert code == 0
+        assert in_flight > 0, "no call was in flight at SIGTERM; the case proved nothing"
+        if isinstance(direct, _DirectCalls):  # refused cleanly while it was down, never cut off
+            assert set(direct.codes) <= {"OK", "UNAVAILABLE"}, direct.codes
         assert in_flight >= 0, "the service logged no graceful stop"
         # Every call in flight (and any the transport had already taken in) ended OK: none cut off.
         assert sum(drained.values()) >= in_flight and set(drained) <= {"OK"}, drained

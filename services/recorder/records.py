@@ -1,0 +1,72 @@
+"""A recognition as the recorder keeps it, and the shapes its queries answer with."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from services.recorder.paging import Cursor
+
+
+@dataclass(frozen=True)
+class Record:
+    """A recognition as stored. ``image`` is None when it was not asked for."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID | None
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    model_version: str
+    user: str
+    image: bytes | None
+    content_type: str
+    filename: str
+    image_size: int
+    client_address: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who first used an idempotency key: the request id and receipt time its record is made
+    of, a fingerprint of what it uploaded, and whether this call was that first one."""
+
+    request_id: uuid.UUID
+    received_at: datetime
+    fingerprint: bytes
+    first: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    next_cursor: Cursor | None
+
+
+def from_row(row: dict[str, Any], image: bytes | None = None) -> Record:
+    received_at = row["received_at"]
+    if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
+        received_at = received_at.replace(tzinfo=timezone.utc)
+    return Record(
+        id=row["id"],
+        request_id=row["request_id"],
+        digit=row["digit"],
+        confidence=row["confidence"],
+        probabilities=list(row["probabilities"] or []),
+        model_version=row["model_version"] or "",
+        user=row["user"] or "",
+        image=image,
+        content_type=row["content_type"] or "",
+        filename=row["filename"] or "",
+        image_size=row["image_size"] or 0,
+        client_address=row["client_address"] or "",
+        received_at=received_at,
+    )
+
+
+def as_date(value: Any) -> date:
+    """The driver returns its own Date type for CQL date columns."""
+    return value if isinstance(value, date) else value.date()
