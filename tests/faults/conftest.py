@@ -88,8 +88,8 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
     write = terminalreporter.write_line
     write("")
     write(f"fault suite ({SECONDS:.0f} s of faults per case; DIGITS_FAULT_SECONDS sets it)")
-    header = f"{'case':<40} {'uploads':>7} {'acked':>6} {'failed':>6} {'found':>6} {'dupes':>5}  failed attempts by kind"
+    header = f"{'case':<52} {'uploads':>7} {'acked':>6} {'failed':>6} {'found':>6} {'dupes':>5}  failed attempts by kind"
     write(header)
     write("-" * len(header))
     for r in ROWS:
-        write(f"{r.case:<40} {r.uploads:>7} {r.acknowledged:>6} {r.failed_uploads:>6} {r.found:>6} {r.duplicates:>5}  {r.failed_attempts or '-'}")
+        write(f"{r.case:<52} {r.uploads:>7} {r.acknowledged:>6} {r.failed_uploads:>6} {r.found:>6} {r.duplicates:>5}  {r.failed_attempts or '-'}")
