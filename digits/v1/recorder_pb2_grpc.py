@@ -95,7 +95,8 @@ class RecorderServicer:
 
     def Record(self, request, context):
         """Record stores one recognition and its image, and acknowledges only once the
-        write has reached the configured consistency level.
+        write has reached the configured consistency level. The answer is the stored
+        recognition without the image bytes (the caller has them).
 
         Idempotent: the record's id is derived from (request_id, recognition.received_at),
         so retrying a request with the same two values rewrites the same rows and returns

@@ -26,6 +26,8 @@ def main() -> None:
         forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=int(config.grace_seconds),
         server_header=False,
+        loop="uvloop",
+        http="httptools",
     )
 
 

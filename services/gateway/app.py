@@ -3,28 +3,20 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
-from prometheus_client import Histogram
 
 from services.gateway import problems, recognitions, tokens
 from services.gateway.backends import Backends
 from services.gateway.config import Config
+from services.gateway.http_metrics import HttpMetrics
 from services.gateway.limits import BodySizeLimit
 from services.gateway.request_id import RequestId
 
 STATIC = Path(__file__).resolve().parent / "static"
-
-HTTP_SECONDS = Histogram(
-    "digits_gateway_request_seconds",
-    "HTTP request handling time, by route, method and status.",
-    ["route", "method", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 
 
 def create_app(config: Config) -> FastAPI:
@@ -44,20 +36,7 @@ def create_app(config: Config) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
     problems.install(app)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        status = "500"  # unless a response comes back: an exception escaped to the 500 handler
-        try:
-            response = await call_next(request)
-            status = str(response.status_code)
-            return response
-        finally:
-            route = request.scope.get("route")
-            HTTP_SECONDS.labels(getattr(route, "path", "unmatched"), request.method, status).observe(
-                time.perf_counter() - start
-            )
-
+    app.add_middleware(HttpMetrics)
     # Outermost (added last): every response, even the body limit's 413, carries the id.
     app.add_middleware(RequestId)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -266,7 +267,8 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size, "replayed": replayed})  # noqa: E501
         if replayed:
             context.set_trailing_metadata(((trailers.REPLAYED, "true"),))
-        return _to_proto(record)
+        # The caller sent the image: echoing it back would only copy it twice more.
+        return _to_proto(dataclasses.replace(record, image=None))
 
     async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]
         """The record ``record_id``, if the caller may see it; else the call ends."""

@@ -66,6 +66,7 @@ def test_record_then_get_returns_the_same_recognition(stub):
     stored = record(stub)
     assert uuid.UUID(stored.id).version == 1  # time-based: sortable and unique per write
     assert stored.received_at.seconds > 0
+    assert stored.image == b"" and stored.image_size == len(SEVEN)  # not echoed: the caller has it
     fetched = stub.GetRecognition(recorder_pb2.GetRecognitionRequest(id=stored.id, include_image=True), timeout=10)
     assert fetched.image == SEVEN
     assert fetched.digit == 7 and fetched.user == "ada" and fetched.filename == "seven.png"
