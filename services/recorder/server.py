@@ -188,14 +188,15 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             await self._cassandra_failed(context, operation, exc, self._config.read_consistency.upper())
 
     async def _deny(self, context, operation: str, principal: Principal | None, what: str) -> NoReturn:  # type: ignore[no-untyped-def]
-        """Refuse: 'you need a token' to the anonymous, 'not with this token' to the rest."""
+        """Refuse ``what`` (a gerund phrase): 'needs a token' to the anonymous, 'not with this token'
+        to the rest."""
         if principal is None:
             code, reason = _TOKEN_REQUIRED
             await self._fail(
                 context, operation, "unauthenticated", code, f"{what} needs a bearer token", reason
             )
         code, reason = _FORBIDDEN
-        await self._fail(context, operation, "forbidden", code, f"this token may not {what}", reason)
+        await self._fail(context, operation, "forbidden", code, f"this token does not allow {what}", reason)
 
     async def _require_admin(self, context, operation: str, what: str) -> None:  # type: ignore[no-untyped-def]
         principal = await self._principal(context, operation)
@@ -217,7 +218,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         user = rec.user
         if principal is not None and not principal.admin:
             if user and user != principal.user:
-                await self._deny(context, "record", principal, f"record under user {user!r}")
+                await self._deny(context, "record", principal, f"recording under user {user!r}")
             user = principal.user
         elif principal is None and user:
             await self._deny(context, "record", None, "recording under a user")
@@ -354,9 +355,9 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         if filter_kind is None:
             await self._deny(context, operation, None, "listing recognitions")
         if filter_kind == "window" and (principal is None or not principal.admin):
-            await self._deny(context, operation, principal, "list a time window (an admin's)")
+            await self._deny(context, operation, principal, "listing a time window (an admin's)")
         if filter_kind == "user" and (principal is None or not principal.may_read(request.user)):
-            await self._deny(context, operation, principal, "list this user's history")
+            await self._deny(context, operation, principal, "listing this user's history")
         try:
             query, cursor = list_query(
                 request, self._token_key, self._config.max_page_size, self._config.max_window_days
@@ -381,7 +382,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
 
     async def CreateToken(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
-        await self._require_admin(context, "create_token", "issue tokens (an admin's)")
+        await self._require_admin(context, "create_token", "issuing tokens (an admin's)")
         if problem := invalid_user(request.user):
             await self._fail(
                 context,
@@ -403,7 +404,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
 
     async def RevokeToken(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
-        await self._require_admin(context, "revoke_token", "revoke tokens (an admin's)")
+        await self._require_admin(context, "revoke_token", "revoking tokens (an admin's)")
         try:
             digest = bytes.fromhex(request.id)
             if len(digest) != 32:
