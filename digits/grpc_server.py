@@ -107,6 +107,9 @@ class GrpcService:
     port: int = 0
     grace_seconds: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
+    # Calls handled at once; past it gRPC answers RESOURCE_EXHAUSTED at once instead of queueing
+    # work that would only finish after its caller gave up. 0: no bound.
+    max_concurrent_rpcs: int = 0
     health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     server: grpc.aio.Server | None = None
     bound_port: int = 0
@@ -122,7 +125,9 @@ class GrpcService:
             # "too many pings" (the default minimum is 5 minutes).
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ]
-        self.server = grpc.aio.server(interceptors=[self._calls], options=options)
+        self.server = grpc.aio.server(
+            interceptors=[self._calls], options=options, maximum_concurrent_rpcs=self.max_concurrent_rpcs or None
+        )
         self.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

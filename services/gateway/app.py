@@ -13,7 +13,7 @@ from services.gateway import problems, recognitions, tokens
 from services.gateway.backends import Backends
 from services.gateway.config import Config
 from services.gateway.http_metrics import HttpMetrics
-from services.gateway.limits import BodySizeLimit
+from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
 from services.gateway.request_id import RequestId
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -34,6 +34,7 @@ def create_app(config: Config) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(ConcurrencyLimit, max_requests=config.max_concurrent_requests)
     problems.install(app)
 
     app.add_middleware(HttpMetrics)

@@ -26,6 +26,8 @@ class Config:
     default_page_size: int = 20  # GATEWAY_DEFAULT_PAGE_SIZE
     max_page_size: int = 100  # GATEWAY_MAX_PAGE_SIZE
     max_upload_bytes: int = 10 * 1024 * 1024  # GATEWAY_MAX_UPLOAD_BYTES: the whole request body
+    # API requests handled at once by one gateway process; more get an immediate 503. 0: no bound.
+    max_concurrent_requests: int = 256  # GATEWAY_MAX_CONCURRENT_REQUESTS
     # Proxies whose X-Forwarded-For is believed (the ingress controller in a cluster).
     forwarded_allow_ips: str = "127.0.0.1"  # GATEWAY_FORWARDED_ALLOW_IPS
     grace_seconds: float = 10.0  # GATEWAY_GRACE_SECONDS: in-flight requests finish within this on SIGTERM

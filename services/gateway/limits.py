@@ -1,6 +1,7 @@
-"""A hard cap on request bodies, enforced while they stream in.
+"""Hard caps at the HTTP edge: request bodies, enforced while they stream in, and requests
+handled at once.
 
-Checking Content-Length alone is not enough (chunked uploads have none) and checking after
+Bodies: checking Content-Length alone is not enough (chunked uploads have none) and checking after
 parsing is too late (the body is already on disk or in memory), so this ASGI middleware counts
 bytes as they arrive. The moment the cap is passed it answers 413 itself and tells the app the
 client went away, so whatever the app does next is dropped rather than turned into a 400 or 500.
@@ -8,9 +9,12 @@ client went away, so whatever the app does next is dropped rather than turned in
 
 from __future__ import annotations
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import problems
+
+OVERLOADED = Counter("digits_gateway_overloaded_total", "Requests refused with 503 because the gateway was at its limit.")
 
 
 class BodySizeLimit:
@@ -72,3 +76,40 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ConcurrencyLimit:
+    """At most ``max_requests`` API requests handled at once; past that, a 503 with Retry-After
+    at once. A queue past that point only grows until every request in it misses its client's
+    deadline: refusing early keeps the ones admitted fast. Health checks are never refused, so
+    a busy gateway is not mistaken for a dead one."""
+
+    _EXEMPT = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, max_requests: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.max_requests or scope.get("path") in self._EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_requests:
+            OVERLOADED.inc()
+            body = problems.encoded(
+                "overloaded",
+                f"the gateway is handling {self.active} requests, its limit; retry shortly",
+                scope.get("state", {}).get("request_id", ""),
+                scope.get("path", ""),
+            )
+            headers = [(b"content-type", problems.MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+                       (b"retry-after", b"1")]  # fmt: skip
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.active += 1  # one event loop: no lock needed between the check and the count
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1

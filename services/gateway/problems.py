@@ -65,6 +65,7 @@ TYPES: dict[str, ProblemType] = {
     "no-digit-found": ProblemType(422, "No digit was found in the image", "Nothing in the picture stands out from the background."),  # noqa: E501
     "dependency-failed": ProblemType(502, "A service behind the API failed", "A bug or a misconfiguration behind the gateway; retrying will not help. Quote `request_id` when you report it."),  # noqa: E501
     "dependency-unavailable": ProblemType(503, "Temporarily unavailable", "A service behind the API is down or overloaded. Retry after `Retry-After` seconds; see the README for what a retried upload stores."),  # noqa: E501
+    "overloaded": ProblemType(503, "The gateway is at its limit", "It is handling as many requests as it is configured to; retry after `Retry-After` seconds. Nothing was recorded."),  # noqa: E501
     "internal-error": ProblemType(500, "Internal error", "A bug in the gateway. It was logged with `request_id`; nothing about it is shown here."),  # noqa: E501
 }
 

@@ -27,6 +27,8 @@ class Config:
     # How long the first request of a batch waits for others; TF Serving's guidance is ~1 ms.
     max_batch_wait_seconds: float = 0.001  # RECOGNIZER_MAX_BATCH_WAIT_SECONDS
     max_images_per_call: int = 256  # RECOGNIZER_MAX_IMAGES_PER_CALL: bound on one RecognizeBatch
+    # Calls handled at once; more get RESOURCE_EXHAUSTED (a 503 at the gateway) at once.
+    max_concurrent_rpcs: int = 256  # RECOGNIZER_MAX_CONCURRENT_RPCS; 0: no bound
     grace_seconds: float = 10.0  # RECOGNIZER_GRACE_SECONDS: in-flight calls finish within this on SIGTERM
     log_level: str = "info"  # RECOGNIZER_LOG_LEVEL
 
@@ -36,6 +38,7 @@ class Config:
             ("MAX_BATCH_SIZE", self.max_batch_size, 1),
             ("MAX_BATCH_WAIT_SECONDS", self.max_batch_wait_seconds, 0),
             ("MAX_IMAGES_PER_CALL", self.max_images_per_call, 1),
+            ("MAX_CONCURRENT_RPCS", self.max_concurrent_rpcs, 0),
         ):
             if value < least:
                 raise ConfigError(f"RECOGNIZER_{name}={value}: must be at least {least}")

@@ -187,6 +187,7 @@ def build(config: Config) -> GrpcService:
         host=config.host,
         port=config.port,
         grace_seconds=config.grace_seconds,
+        max_concurrent_rpcs=config.max_concurrent_rpcs,
         # The gRPC frame must hold the largest image we accept plus the envelope.
         max_message_bytes=config.max_image_bytes + 64 * 1024,
     )

@@ -65,6 +65,8 @@ class Config:
     image_retention_days: int = 30  # RECORDER_IMAGE_RETENTION_DAYS
     client_address_retention_days: int = 7  # RECORDER_CLIENT_ADDRESS_RETENTION_DAYS
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
+    # Calls handled at once; more get RESOURCE_EXHAUSTED (a 503 at the gateway) at once.
+    max_concurrent_rpcs: int = 512  # RECORDER_MAX_CONCURRENT_RPCS; 0: no bound
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
     log_level: str = "info"  # RECORDER_LOG_LEVEL
 

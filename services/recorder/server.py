@@ -434,5 +434,6 @@ def build(config: Config) -> GrpcService:
         host=config.host,
         port=config.port,
         grace_seconds=config.grace_seconds,
+        max_concurrent_rpcs=config.max_concurrent_rpcs,
         max_message_bytes=config.max_image_bytes + 64 * 1024,
     )

@@ -214,3 +214,33 @@ def test_a_model_directory_whose_files_do_not_match_its_version_never_serves(tmp
     finally:
         channel.close()
         service.stop()
+
+
+def test_past_its_concurrency_bound_it_answers_resource_exhausted_at_once():
+    """With room for one call, simultaneous calls beyond it are refused at once (the gateway's
+    503), never queued past their deadline."""
+    import io
+
+    from PIL import Image
+
+    big = Image.open(DATA / "seven.png").convert("L").resize((1500, 1500))  # slow enough to overlap
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    request = recognizer_pb2.RecognizeRequest(image=buffer.getvalue())
+    service, channel = serve(max_concurrent_rpcs=1)
+    try:
+        stub = recognizer_pb2_grpc.RecognizerStub(channel)
+
+        def call(_: int) -> str:
+            try:
+                stub.Recognize(request, timeout=30)
+                return "OK"
+            except grpc.RpcError as exc:
+                return exc.code().name
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(call, range(16)))
+        assert set(codes) == {"OK", "RESOURCE_EXHAUSTED"}, codes
+    finally:
+        channel.close()
+        service.stop()
