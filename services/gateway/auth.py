@@ -46,7 +46,8 @@ async def _required(request: Request, _: object = Depends(SCHEME)) -> None:
 
 
 # Route dependencies. REQUIRED for everything but uploads; OPTIONAL documents that uploads may
-# carry a token (OpenAPI's `{}` alternative: anonymous is fine).
+# carry a token, and OPTIONAL_SECURITY adds OpenAPI's `{}` alternative (anonymous is fine) to
+# the `bearer` requirement the dependency documents.
 REQUIRED = Depends(_required)
 OPTIONAL = Depends(SCHEME)
-OPTIONAL_SECURITY = {"security": [{}, {"bearer": []}]}
+OPTIONAL_SECURITY = {"security": [{}]}

@@ -58,3 +58,16 @@ def test_stored_images_are_typed_by_their_bytes():
         assert sniff_image_type(buffer.getvalue()) == media_type, fmt
     assert sniff_image_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>") == "application/octet-stream"
     assert sniff_image_type(b"") == "application/octet-stream"
+
+
+def test_openapi_says_uploads_may_be_anonymous_and_everything_else_takes_a_token():
+    from services.gateway.app import create_app
+    from services.gateway.config import Config
+
+    spec = create_app(Config()).openapi()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            anonymous_allowed = (method, path) == ("post", "/v1/recognitions")
+            expected = [{"bearer": []}, {}] if anonymous_allowed else [{"bearer": []}]
+            assert operation["security"] == expected, (method, path)
