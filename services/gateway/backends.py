@@ -35,7 +35,13 @@ _CLIENT_REASONS = {
     "INVALID_QUERY": "invalid-request",
     "IDEMPOTENCY_KEY_REUSED": "idempotency-key-reused",
 }
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+# Worth a retry: the dependency is down, slow or full. CANCELLED too: the gateway never
+# cancels a call itself, so it comes from a server that is stopping and turned away a call it
+# had received but not started (seen in the fault suite's SIGTERM case).
+_RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+)  # fmt: skip
 
 UPSTREAM_ERRORS = Counter(
     "digits_gateway_upstream_errors_total", "Failed calls to a dependency, by dependency and gRPC code.",

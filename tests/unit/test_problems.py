@@ -71,3 +71,18 @@ def test_openapi_says_uploads_may_be_anonymous_and_everything_else_takes_a_token
             anonymous_allowed = (method, path) == ("post", "/v1/recognitions")
             expected = [{"bearer": []}, {}] if anonymous_allowed else [{"bearer": []}]
             assert operation["security"] == expected, (method, path)
+
+
+def test_a_call_turned_away_by_a_stopping_server_is_a_503_to_retry():
+    import grpc
+
+    from services.gateway.backends import to_problem
+
+    def failed(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=code.name)
+
+    for code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 grpc.StatusCode.DEADLINE_EXCEEDED):  # fmt: skip
+        problem = to_problem(failed(code), "recorder")
+        assert (problem.slug, problem.retry_after) == ("dependency-unavailable", 1), code
+    assert to_problem(failed(grpc.StatusCode.INTERNAL), "recorder").slug == "dependency-failed"
