@@ -46,7 +46,9 @@ RECORD_COLUMNS: dict[str, str] = {
     "request_id": "uuid",
     "digit": "int",
     "confidence": "float",
-    "probabilities": "list<float>",
+    # Frozen: written whole, as one cell. A non-frozen list rewritten with the same write
+    # timestamp (every retry of a record is) would append its elements again.
+    "scores": "frozen<list<float>>",
     "model_version": "text",
     "user": "text",
     "content_type": "text",
@@ -55,6 +57,8 @@ RECORD_COLUMNS: dict[str, str] = {
     "client_address": "text",
     "received_at": "timestamp",
 }
+# Columns older versions wrote and reads still fall back to; never written any more.
+LEGACY_COLUMNS: dict[str, str] = {"probabilities": "list<float>"}
 
 
 def replication_map(datacenters: Mapping[str, int]) -> dict[str, str]:
@@ -87,11 +91,11 @@ def _table(keyspace: str, name: str, columns: Mapping[str, str], key: str, order
 def tables() -> dict[str, dict[str, str]]:
     """Table name -> column -> CQL type (the key columns included)."""
     return {
-        "recognitions": dict(RECORD_COLUMNS),
+        "recognitions": {**RECORD_COLUMNS, **LEGACY_COLUMNS},
         "images": {"id": "timeuuid", "chunk": "int", "data": "blob"},
-        "recognitions_by_user": {**RECORD_COLUMNS, "month": "date"},
+        "recognitions_by_user": {**RECORD_COLUMNS, **LEGACY_COLUMNS, "month": "date"},
         "user_months": {"user": "text", "month": "date"},
-        "recognitions_by_day": {**RECORD_COLUMNS, "day": "date"},
+        "recognitions_by_day": {**RECORD_COLUMNS, **LEGACY_COLUMNS, "day": "date"},
         "idempotency_keys": {
             "idempotency_key": "text", "request_id": "uuid", "received_at": "timestamp", "fingerprint": "blob",
         },

@@ -56,7 +56,8 @@ class DeadlineExceeded(Exception):
 log = logging.getLogger(__name__)
 
 _COLUMNS = tuple(schema.RECORD_COLUMNS)
-_COLUMN_LIST = ", ".join(_COLUMNS)
+# Read: every column, the legacy ones included (records written by older versions).
+_COLUMN_LIST = ", ".join((*_COLUMNS, *schema.LEGACY_COLUMNS))
 # Inserted with the row; the client address is set apart, with its own TTL.
 _INSERTED = tuple(c for c in _COLUMNS if c != "client_address")
 _INSERTED_LIST = ", ".join(_INSERTED)
@@ -284,7 +285,7 @@ class RecognitionStore:
 
     def _rows(self, record: Record, batch_type: BatchType) -> BatchStatement:
         """The record's rows for every query, in one batch."""
-        values = [getattr(record, name) for name in _INSERTED]
+        values = [record.probabilities if name == "scores" else getattr(record, name) for name in _INSERTED]
         stamp = write_timestamp(record.received_at)
         address = [self._config.client_address_retention_days * _DAY, stamp, record.client_address]
         day = day_of(record.received_at)

@@ -132,6 +132,11 @@ def test_a_retried_request_returns_the_same_id_and_stores_one_record(stub, cql):
     assert all(r == first for r in again)
     listed = stub.ListRecognitions(recorder_pb2.ListRecognitionsRequest(user=user), timeout=10)
     assert [r.id for r in listed.recognitions] == [first.id]
+    # Every write of the record carries the same timestamp: the rewrites leave it exactly as it
+    # was (a non-frozen list would have gained its elements again with each one).
+    stored = stub.GetRecognition(recorder_pb2.GetRecognitionRequest(id=first.id), timeout=10)
+    assert list(stored.probabilities) == pytest.approx(list(request.recognition.probabilities))
+    assert list(listed.recognitions[0].probabilities) == pytest.approx(list(request.recognition.probabilities))
     month = first.received_at.ToDatetime().date().replace(day=1)
     rows = cql.execute(
         f"SELECT id FROM {KEYSPACE}.recognitions_by_user WHERE user = %s AND month = %s", [user, month]
