@@ -43,6 +43,14 @@ RPCS = Counter(
 )
 
 
+# Probes must be answered however busy the service is: a refused probe restarts a busy pod.
+_NEVER_REFUSED = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+async def _refuse(request, context):  # type: ignore[no-untyped-def]
+    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many calls in flight; retry shortly")
+
+
 IN_FLIGHT = Gauge("digits_grpc_server_in_flight", "Unary RPCs being handled right now.")
 
 
@@ -50,7 +58,8 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times every unary-unary RPC by its final status code, and keeps what a
     graceful stop reports: the calls in flight when it began and how each of them ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
         self.in_flight = 0
         self.draining = False
         self.drained: collections.Counter[str] = collections.Counter()  # final code -> calls
@@ -61,6 +70,8 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method
         inner = handler.unary_unary
+        if self.limit and self.in_flight >= self.limit and not method.startswith(_NEVER_REFUSED):
+            inner = _refuse
 
         async def observed(request, context):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
@@ -114,7 +125,7 @@ class GrpcService:
     server: grpc.aio.Server | None = None
     bound_port: int = 0
     _ready: asyncio.Task[None] | None = None
-    _calls: _MetricsInterceptor = field(default_factory=_MetricsInterceptor)
+    _calls: _MetricsInterceptor | None = None
 
     async def start(self) -> int:
         """Open the port and begin ``startup`` in the background; return the bound port."""
@@ -125,9 +136,10 @@ class GrpcService:
             # "too many pings" (the default minimum is 5 minutes).
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ]
-        self.server = grpc.aio.server(
-            interceptors=[self._calls], options=options, maximum_concurrent_rpcs=self.max_concurrent_rpcs or None
-        )
+        # The bound is the interceptor's, not gRPC's maximum_concurrent_rpcs, which would refuse
+        # health checks too.
+        self._calls = _MetricsInterceptor(self.max_concurrent_rpcs)
+        self.server = grpc.aio.server(interceptors=[self._calls], options=options)
         self.register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -169,6 +181,7 @@ class GrpcService:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
+        assert self._calls is not None  # made with the server
         self._calls.draining = True
         log.info("stopping", extra={"grace_seconds": self.grace_seconds, "in_flight": self._calls.in_flight})
         await self.server.stop(self.grace_seconds)

@@ -99,7 +99,10 @@ def _service_config(retry_service: str | None = None) -> str:
         # not yet noticed is down. The call's deadline bounds all attempts together.
         config["methodConfig"] = [
             {
-                "name": [{"service": retry_service}],
+                # Record and the reads only: a retried delete that had landed would answer 404,
+                # and a retried CreateToken would leave a live token nobody ever saw.
+                "name": [{"service": retry_service, "method": m}
+                         for m in ("Record", "GetRecognition", "ListRecognitions", "GetImage")],  # fmt: skip
                 "retryPolicy": {
                     "maxAttempts": 3,
                     "initialBackoff": "0.1s",
