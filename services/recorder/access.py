@@ -86,6 +86,8 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[bytes, tuple[float, Principal]] = {}
+        # Revoked here: refused even if a lookup that began before the revocation answers after.
+        self._revoked: set[bytes] = set()
 
     async def principal(self, token: str | None) -> Principal | None:
         """The caller behind ``token`` (None: anonymous); InvalidToken if it names no one."""
@@ -101,7 +103,7 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             return cached[1]
         user = await self._lookup(digest)  # may raise the store's errors: the caller's to map
-        if user is None:
+        if user is None or digest in self._revoked:
             raise InvalidToken("the token is unknown or was revoked")
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()  # bounded memory; the next calls simply look up again
@@ -110,5 +112,8 @@ class Authenticator:
         return principal
 
     def forget(self, digest: bytes) -> None:
-        """Drop a revoked token from this replica's cache at once."""
+        """Refuse a revoked token on this replica from now on."""
         self._cache.pop(digest, None)
+        if len(self._revoked) >= _CACHE_LIMIT:
+            self._revoked.clear()  # bounded; the table no longer has them anyway
+        self._revoked.add(digest)

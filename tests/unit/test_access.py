@@ -80,3 +80,26 @@ def test_who_may_read_what() -> None:
     assert alice.may_read("alice") and not alice.may_read("bob") and not alice.may_read("")
     assert admin.may_read("bob") and admin.may_read("")
     assert not Principal("").may_read("")  # an anonymous record is no user's
+
+
+def test_a_lookup_that_began_before_a_revocation_does_not_bring_the_token_back() -> None:
+    alice = new_token()
+
+    async def scenario() -> None:
+        answer = asyncio.Event()
+
+        async def slow_lookup(digest: bytes) -> str | None:
+            await answer.wait()
+            return "alice"  # what the table said when the lookup was made
+
+        auth = Authenticator(ADMIN, slow_lookup, cache_seconds=30)
+        pending = asyncio.create_task(auth.principal(alice))
+        await asyncio.sleep(0)
+        auth.forget(token_hash(alice))  # revoked while the lookup is under way
+        answer.set()
+        with pytest.raises(InvalidToken):
+            await pending
+        with pytest.raises(InvalidToken):
+            await auth.principal(alice)
+
+    asyncio.run(scenario())
