@@ -24,11 +24,8 @@ def cassandra(tmp_path_factory):
         jmx_port_base=TEST_CASSANDRA_JMX_PORT,
         fast_start=True,
     )
-    cluster.start(wait=True)
-    try:
+    with cluster.running():
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

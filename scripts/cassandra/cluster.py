@@ -233,6 +233,15 @@ class CassandraCluster:
             f"{','.join(self.hosts)} port {CQL_PORT}, local DC {DATACENTER}"
         )
 
+    @contextmanager
+    def running(self, timeout: float = 180.0) -> Iterator[CassandraCluster]:
+        """The cluster started (and usable) for the ``with`` block, stopped after it however it ends."""
+        self.start(wait=True, timeout=timeout)
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def start_node(self, i: int, wait: bool = True, timeout: float = 180.0) -> None:
         """(Re)start one node with its existing data, e.g. after ``stop_node(i, kill=True)``."""
         if self.is_running(i):

@@ -39,11 +39,8 @@ def cluster(tmp_path_factory):
         auth=AuthConfig(APP_USER, secrets.token_urlsafe(18)),
         fast_start=True,
     )
-    try:
-        nodes.start(wait=True, timeout=300)
+    with nodes.running(timeout=300):
         yield nodes
-    finally:
-        nodes.stop()
 
 
 @pytest.fixture(scope="package")

@@ -42,11 +42,8 @@ def ring(tmp_path_factory):
     nodes = CassandraCluster(
         base_dir=tmp_path_factory.mktemp("faults-cassandra"), hosts=HOSTS, jmx_port_base=JMX_PORT_BASE, fast_start=True
     )
-    try:
-        nodes.start(wait=True, timeout=300)
+    with nodes.running(timeout=300):
         yield nodes
-    finally:
-        nodes.stop()
 
 
 @pytest.fixture(scope="package")
