@@ -393,14 +393,13 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
                 "INVALID_USER",
             )
         token, created_at = new_token(), to_millis(datetime.now(timezone.utc))
+        digest = token_hash(token)
         try:
-            await store.add_token(token_hash(token), request.user, created_at, self._deadline(context))
+            await store.add_token(digest, request.user, created_at, self._deadline(context))
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "create_token", exc, store.write_consistency)
-        log.info("token issued", extra={"user": request.user, "token_id": token_hash(token).hex()[:12]})
-        return recorder_pb2.Token(
-            token=token, id=token_hash(token).hex(), user=request.user, created_at=_timestamp(created_at)
-        )
+        log.info("token issued", extra={"user": request.user, "token_id": digest.hex()[:12]})
+        return recorder_pb2.Token(token=token, id=digest.hex(), user=request.user, created_at=_timestamp(created_at))
 
     async def RevokeToken(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
