@@ -41,6 +41,21 @@ def with_token(channel: grpc.Channel, token: str = TEST_ADMIN_TOKEN) -> grpc.Cha
     return grpc.intercept_channel(channel, _Bearer(token))
 
 
+def all_pages(http, pages: int = 50, **params) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every item of a ``GET /v1/recognitions`` listing, following next_page_token to the end."""
+    items, token = [], None
+    for _ in range(pages):
+        reply = http.get("/v1/recognitions", params={**params, **({"page_token": token} if token else {})})
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert len(body["items"]) <= int(params.get("limit", 20))
+        items += body["items"]
+        token = body["next_page_token"]
+        if token is None:
+            return items
+    raise AssertionError("paging does not end")
+
+
 def _listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):

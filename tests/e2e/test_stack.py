@@ -14,7 +14,7 @@ import pytest
 from services.gateway.config import Config as GatewayConfig
 from tests.conftest import TEST_CASSANDRA_HOST
 from tests.e2e.conftest import KEYSPACE
-from tests.helpers import DATA
+from tests.helpers import DATA, all_pages
 
 SEVEN = (DATA / "seven.png").read_bytes()
 # The gateway's default limit on a request body.
@@ -140,21 +140,6 @@ def test_sigterm_stops_a_service_gracefully(stack):
 
 def unique_user() -> str:
     return f"e2e-{uuid.uuid4().hex[:10]}"
-
-
-def all_pages(http, **params) -> list[dict]:
-    """Every item of a listing, following next_page_token to the end."""
-    items, token = [], None
-    for _ in range(50):
-        reply = http.get("/v1/recognitions", params={**params, **({"page_token": token} if token else {})})
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
-        assert len(body["items"]) <= int(params.get("limit", 20))
-        items += body["items"]
-        token = body["next_page_token"]
-        if token is None:
-            return items
-    raise AssertionError("paging does not end")
 
 
 def test_a_users_history_over_http_newest_first_and_complete(http):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.helpers import DATA
+from tests.helpers import DATA, all_pages
 
 SEVEN = (DATA / "seven.png").read_bytes()
 
@@ -112,14 +112,7 @@ class Load:
 def stored_by_key(base_url: str, admin_token: str, user: str) -> dict[str, list[str]]:
     """Every record in ``user``'s history, by the upload key its file name carries."""
     found: dict[str, list[str]] = {}
-    params: dict[str, str] = {"user": user, "limit": "100"}
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30) as client:
-        while True:
-            page = client.get("/v1/recognitions", params=params)
-            page.raise_for_status()
-            body = page.json()
-            for item in body["items"]:
-                found.setdefault(item["filename"].removesuffix(".png"), []).append(item["id"])
-            if not body["next_page_token"]:
-                return found
-            params["page_token"] = body["next_page_token"]
+        for item in all_pages(client, pages=1000, user=user, limit=100):
+            found.setdefault(item["filename"].removesuffix(".png"), []).append(item["id"])
+    return found
