@@ -9,7 +9,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 MNIST   ?= ../shared/mnist
 STAMP   := $(VENV)/.installed
-REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recorder/requirements.txt services/gateway/requirements.txt
+REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recognizer/requirements-train.txt services/recorder/requirements.txt services/gateway/requirements.txt
 
 .PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench-recognizer bench-recorder clean
 

@@ -91,18 +91,15 @@ def recognise_all(base_url: str, uploads: Iterable[evalsets.Upload], concurrency
 
 def preprocessing_cost(mnist_dir: Path, model_dir: Path) -> dict[str, float]:
     """Accuracy on the 10,000 raw test tensors vs the same digits as PNG through preprocessing."""
-    import tensorflow as tf
-
     from services.recognizer import evaluate, preprocess
 
     data = mnist.load(mnist_dir)
-    loaded = evaluate.load(model_dir)  # owns the variables: keep it alive while serving
-    serve = loaded.serve
-    raw = evaluate.predict(serve, data.x_test)
+    model = evaluate.load(model_dir)
+    raw = evaluate.predict(model, data.x_test)
     fields = np.stack([preprocess.to_mnist(encode(image)) for image in data.x_test])
     # predict() takes MNIST's uint8 images; the fields are already floats in [0, 1].
     through = np.concatenate(
-        [np.argmax(serve(tf.constant(fields[i : i + 1000, ..., None])).numpy(), axis=1) for i in range(0, len(fields), 1000)]
+        [np.argmax(model.predict(fields[i : i + 1000, ..., None]), axis=1) for i in range(0, len(fields), 1000)]
     )
     return {
         "raw_tensors": float(np.mean(raw == data.y_test)),

@@ -28,8 +28,8 @@ import tensorflow as tf
 import keras
 from keras import layers
 
-from services.recognizer import evaluate, mnist
-from services.recognizer.model import VERSION_HEX_DIGITS, content_hash
+from services.recognizer import evaluate, export, mnist
+from services.recognizer.model import TFLITE_FILE, VERSION_HEX_DIGITS, Interpreter, content_hash
 
 INPUT_SHAPE = (28, 28, 1)
 # Augmentation ranges: MNIST digits are already size-normalised and centred, so only small
@@ -174,7 +174,9 @@ once on the 10,000 MNIST test images.
 - **Parameters:** {meta['parameters']:,}
 - **SavedModel size:** {meta['saved_model_bytes'] / 1e6:.2f} MB (Keras {meta['keras_version']} `model.export` stores
   each weight twice, keras-team/keras#23553, so this is about 2× the {meta['parameters'] * 4 / 1e6:.2f} MB of float32 weights)
-- **Batch-1 latency:** {meta['latency_ms_batch1']:.3f} ms (median of 200 `serve` calls after warm-up,
+- **Served as:** `model.tflite` ({meta['tflite']['bytes'] / 1e6:.2f} MB, LiteRT, float32, no quantisation; its
+  outputs differ from the SavedModel's by at most {meta['tflite']['max_difference_from_saved_model']:.1g})
+- **Batch-1 latency:** {meta['latency_ms_batch1']:.3f} ms (median of 200 LiteRT calls after warm-up, one thread,
   on the training machine: {meta['machine']}, shared with other workloads)
 
 ## Intended use and limits
@@ -190,10 +192,12 @@ may do worse. Not for any decision that matters without human review.
 
 ## Interface
 
-`tf.saved_model.load("saved_model").serve(x)` with `x` a float32 tensor of shape
-`[None, 28, 28, 1]`, values in [0, 1]; returns float32 softmax probabilities `[None, 10]`.
-The `serving_default` signature takes the keyword input `{meta['input']['name']}` and returns
-`{{"{meta['output']['signature_key']}": probabilities}}`. No Keras is needed to serve it.
+The service runs `model.tflite` in the LiteRT interpreter (`ai-edge-litert`; no TensorFlow at
+serving time): input float32 `[N, 28, 28, 1]`, values in [0, 1]; output float32 softmax
+probabilities `[N, 10]`. The SavedModel it is converted from (`python -m services.recognizer.export`)
+is the same function: `tf.saved_model.load("saved_model").serve(x)`; its `serving_default`
+signature takes the keyword input `{meta['input']['name']}` and returns
+`{{"{meta['output']['signature_key']}": probabilities}}`.
 
 ## Architecture
 
@@ -294,21 +298,25 @@ def main(argv: list[str] | None = None) -> int:
         model.export(str(staged), format="tf_saved_model", verbose=False)
         version = content_hash(staged)[:VERSION_HEX_DIGITS]
         size = tree_size(staged)
-        # Score the exported artefact, not the in-memory Keras model: it is what gets served.
-        loaded = evaluate.load(tmp)
-        result = evaluate.evaluate(loaded.serve, data.x_test, data.y_test)
-        latency = evaluate.latency_ms(loaded.serve, data.x_test[0])
+        # Score the converted artefact, not the in-memory Keras model: it is what gets served.
+        flatbuffer, tflite = export.checked(staged)
+        served = Interpreter(flatbuffer)
+        result = evaluate.evaluate(served, data.x_test, data.y_test)
+        latency = evaluate.latency_ms(served, data.x_test[0])
+        loaded = tf.saved_model.load(str(staged))
         signature = loaded.signatures["serving_default"]
         (input_name, input_spec), = signature.structured_input_signature[1].items()
         (output_key, _), = signature.structured_outputs.items()
         shutil.rmtree(out / "saved_model", ignore_errors=True)
         staged.rename(out / "saved_model")
+        (out / TFLITE_FILE).write_bytes(flatbuffer)
 
     meta: dict[str, Any] = {
         "version": version,
         "name": model.name,
         "parameters": int(model.count_params()),
         "saved_model_bytes": size,
+        "tflite": tflite,
         "latency_ms_batch1": round(latency, 4),
         "input": {
             "endpoint": "serve",

@@ -133,8 +133,9 @@ def test_runs_as_its_non_root_uid_on_a_read_only_root(containers, service: str) 
     assert container.exec("python", "-c", "open('/tmp/probe', 'w')").returncode == 0
 
 
-@pytest.mark.parametrize("service", ("gateway", "recorder"))
-def test_only_the_recognizer_carries_tensorflow(service: str) -> None:
+@pytest.mark.parametrize("service", ("gateway", "recorder", "recognizer"))
+def test_no_image_carries_tensorflow(service: str) -> None:
+    # The recognizer serves the model with LiteRT; TensorFlow is for training only.
     probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('tensorflow') is None else 1)"
     result = podman("run", "--rm", "--network=none", "--entrypoint", "python", image_name(service), "-c", probe, check=False)
     assert result.returncode == 0, f"{service} image holds TensorFlow"

@@ -244,3 +244,20 @@ def test_past_its_concurrency_bound_it_answers_resource_exhausted_at_once():
     finally:
         channel.close()
         service.stop()
+
+
+def test_a_model_tflite_converted_from_another_model_never_serves(tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model_dir)
+    flatbuffer = bytearray((model_dir / "model.tflite").read_bytes())
+    flatbuffer[-1] ^= 0xFF  # any other file: its hash no longer matches model.json's
+    (model_dir / "model.tflite").write_bytes(bytes(flatbuffer))
+    service, channel = serve(model_dir=str(model_dir))
+    try:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="digits.v1.Recognizer"), timeout=10
+        )
+        assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        channel.close()
+        service.stop()
