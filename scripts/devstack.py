@@ -53,6 +53,8 @@ class StackConfig:
     echo_logs: bool = False
     # False when the caller runs Cassandra itself (the test suite shares one node).
     manage_cassandra: bool = True
+    # C1-only JIT: a quicker start for tests and `make run`; `make bench` wants full speed.
+    cassandra_fast_start: bool = True
 
     @classmethod
     def on_free_ports(cls, **settings: object) -> "StackConfig":
@@ -147,7 +149,7 @@ class Stack:
             base_dir=config.run_dir / "cassandra",
             hosts=list(config.cassandra_hosts),
             jmx_port_base=config.cassandra_jmx_port_base,
-            fast_start=True,
+            fast_start=config.cassandra_fast_start,
         )
         self.processes: dict[str, Process] = {}
 
