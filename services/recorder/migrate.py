@@ -1,4 +1,5 @@
-"""``python -m services.recorder.migrate``: create or update the schema, then exit.
+"""``python -m services.recorder.migrate``: create or update the schema, copy the legacy
+tables' records once (see ``legacy.py``; ``--copy-again`` copies them again), then exit.
 
 Runs as a Kubernetes Job (a Helm post-install/post-upgrade hook) so that replicas never race
 to change the schema. It waits for Cassandra (``RECORDER_MIGRATE_WAIT_SECONDS``) since it may
@@ -10,6 +11,7 @@ times.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -21,9 +23,9 @@ from cassandra.cluster import NoHostAvailable
 
 from digits import logs
 from digits.config import describe
-from services.recorder import roles, schema
+from services.recorder import legacy, roles, schema
 from services.recorder.config import Config
-from services.recorder.store import connect
+from services.recorder.store import RecognitionStore, connect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,7 +47,7 @@ def _until(deadline: float, attempt: Callable[[], T]) -> T:
         delay = min(delay * 2, 10.0)
 
 
-def migrate(config: Config) -> None:
+def migrate(config: Config, copy_again: bool = False) -> None:
     deadline = time.monotonic() + config.migrate_wait_seconds
     as_admin = bool(config.cassandra_admin_username)
     cluster, session = _until(deadline, lambda: roles.admin_session(config) if as_admin else connect(config))
@@ -55,15 +57,23 @@ def migrate(config: Config) -> None:
         _until(deadline, lambda: schema.create(session, config.keyspace, config.datacenters()))
         if as_admin:
             _until(deadline, lambda: roles.grant_recorder(session, config))
+        # Not retried here: a copy that fails part-way fails the Job, whose next attempt redoes it.
+        legacy.copy(session, config, RecognitionStore(session, config), again=copy_again)
     finally:
         cluster.shutdown()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--copy-again", action="store_true",
+        help="copy the legacy tables' records even if an earlier run did (idempotent)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
     config = Config.from_env()
     logs.setup("recorder-migrate", config.log_level)
     log.info("starting", extra={"config": describe(config, Config.SECRETS)})
-    migrate(config)
+    migrate(config, copy_again=args.copy_again)
     log.info("schema ready", extra={"keyspace": config.keyspace, "replication": config.datacenters()})
     return 0
 

@@ -3,10 +3,11 @@
 Writing a record (see ``schema.py`` for the tables):
 
 1. the image chunks, each an idempotent single-partition INSERT;
-2. then one LOGGED BATCH of the small rows: ``recognitions``, ``recognitions_by_day`` and, for
-   a named user, ``recognitions_by_user`` and ``user_months``. The batch log makes Cassandra
-   finish all of them once any is applied, so no listing ever shows a record that the others
-   miss.
+2. then one LOGGED BATCH of the small rows: ``recognitions``, ``recognitions_by_hour`` and, for
+   a named user, ``recognitions_by_user_day`` and ``user_days``; and ``recognition_hours`` if
+   this process has not yet written a record to that hour and shard. The batch log makes
+   Cassandra finish all of them once any is applied, so no listing ever shows a record that the
+   others miss, and no record is in an (hour, shard) that the index does not list.
 
 Every record is found through the batch's rows, which are written after the image, so a
 record that can be found always has its image. A write that fails between the two steps
@@ -31,8 +32,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut, WriteTimeout, WriteType
@@ -40,13 +41,13 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
-from cassandra.util import min_uuid_from_time
 
 from services.recorder import schema
 from services.recorder.config import Config
+from services.recorder.listing import Listings
 from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
-from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, days_back, month_of
-from services.recorder.records import Claim, Page, Record, as_date, from_row
+from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, hour_of, month_of
+from services.recorder.records import Claim, Page, Record, from_row
 
 
 class DeadlineExceeded(Exception):
@@ -56,12 +57,17 @@ class DeadlineExceeded(Exception):
 log = logging.getLogger(__name__)
 
 _COLUMNS = tuple(schema.RECORD_COLUMNS)
-# Read: every column, the legacy ones included (records written by older versions).
+# Read: every column, the legacy ones included (records written by older versions); the
+# listing tables were created after them and never had them.
 _COLUMN_LIST = ", ".join((*_COLUMNS, *schema.LEGACY_COLUMNS))
+_LISTED_COLUMN_LIST = ", ".join(_COLUMNS)
 # Inserted with the row; the client address is set apart, with its own TTL.
 _INSERTED = tuple(c for c in _COLUMNS if c != "client_address")
 _INSERTED_LIST = ", ".join(_INSERTED)
 _DAY = 86_400
+# (hour, shard) pairs this process has indexed; past this many it starts over (the price is
+# one index row rewritten per pair).
+_INDEXED_MAX = 4096
 
 
 def write_timestamp(received_at: datetime) -> int:
@@ -146,20 +152,21 @@ class RecognitionStore:
         self._insert = prepare(
             f"INSERT INTO {ks}.recognitions ({_INSERTED_LIST}) VALUES ({marks}) {written}", write_cl
         )
-        self._insert_by_day = prepare(
-            f"INSERT INTO {ks}.recognitions_by_day (day, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
+        self._insert_by_hour = prepare(
+            f"INSERT INTO {ks}.recognitions_by_hour (hour, shard, {_INSERTED_LIST}) VALUES (?, ?, {marks}) {written}",
             write_cl,
+        )
+        self._insert_hour = prepare(
+            f"INSERT INTO {ks}.recognition_hours (day, hour, shard) VALUES (?, ?, ?) {written}", write_cl
         )
         self._insert_by_user = prepare(
-            f"INSERT INTO {ks}.recognitions_by_user (month, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
+            f"INSERT INTO {ks}.recognitions_by_user_day (day, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
             write_cl,
         )
-        self._insert_user_month = prepare(
-            f"INSERT INTO {ks}.user_months (user, month) VALUES (?, ?) {written}", write_cl
-        )
+        self._insert_user_day = prepare(f"INSERT INTO {ks}.user_days (user, day) VALUES (?, ?) {written}", write_cl)
         # Per table: the client address (with its TTL), and the deletion, by the table's key.
-        keys = {"recognitions": "id = ?", "recognitions_by_day": "day = ? AND id = ?",
-                "recognitions_by_user": "user = ? AND month = ? AND id = ?"}  # fmt: skip
+        keys = {"recognitions": "id = ?", "recognitions_by_hour": "hour = ? AND shard = ? AND id = ?",
+                "recognitions_by_user_day": "user = ? AND day = ? AND id = ?"}  # fmt: skip
         self._set_address = {
             table: prepare(
                 f"UPDATE {ks}.{table} USING TTL ? AND TIMESTAMP ? SET client_address = ? WHERE {key}",
@@ -167,10 +174,14 @@ class RecognitionStore:
             )
             for table, key in keys.items()
         }
+        # The legacy tables too: a deletion removes a record's old copies (schema.py).
+        legacy = {"recognitions_by_day": "day = ? AND id = ?",
+                  "recognitions_by_user": "user = ? AND month = ? AND id = ?"}  # fmt: skip
         self._delete = {
             table: prepare(f"DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE {key}", write_cl)
-            for table, key in {**keys, "images": "id = ?"}.items()
+            for table, key in {**keys, **legacy, "images": "id = ?"}.items()
         }
+        self._indexed: set[tuple[datetime, int]] = set()
         self._insert_token = prepare(
             f"INSERT INTO {ks}.tokens (token_hash, user, created_at) VALUES (?, ?, ?)", write_cl
         )
@@ -185,22 +196,21 @@ class RecognitionStore:
         self._claim.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._select = prepare(f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions WHERE id = ?", read_cl)
         self._select_chunks = prepare(f"SELECT chunk, data FROM {ks}.images WHERE id = ?", read_cl)
-        self._select_months = prepare(f"SELECT month FROM {ks}.user_months WHERE user = ?", read_cl)
-        by_user = f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions_by_user WHERE user = ? AND month = ?"
-        self._by_user = prepare(f"{by_user} LIMIT ?", read_cl)
-        self._by_user_after = prepare(f"{by_user} AND id < ? LIMIT ?", read_cl)
-        self._by_day = prepare(
-            f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions_by_day WHERE day = ? AND id >= ? AND id < ? LIMIT ?",
-            read_cl,
-        )
+        self._listings = Listings(lambda cql: prepare(cql, read_cl), ks, _LISTED_COLUMN_LIST)
 
     @classmethod
     def prepare(cls, session: Session, config: Config) -> "RecognitionStore":
         """The store on an open session: creates the schema first if configured to, then
-        prepares every statement (InvalidRequest while the keyspace or a table is missing)."""
-        if config.create_schema:
-            schema.create(session, config.keyspace, config.datacenters())
-        return cls(session, config)
+        prepares every statement (InvalidRequest while the keyspace or a table is missing), then
+        copies the legacy tables' records if that was never done (see ``legacy.py``)."""
+        if not config.create_schema:
+            return cls(session, config)
+        from services.recorder import legacy  # it uses this module's store
+
+        schema.create(session, config.keyspace, config.datacenters())
+        store = cls(session, config)
+        legacy.copy(session, config, store)
+        return store
 
     # ---- queries, within the caller's deadline
 
@@ -267,8 +277,11 @@ class RecognitionStore:
                 for n, chunk in enumerate(chunks)
             )
         )
+        key = (hour_of(record.received_at), schema.shard_of(record.id))
+        index = key not in self._indexed
+        address_ttl = self._config.client_address_retention_days * _DAY
         try:
-            await self._write(self._rows(record, BatchType.LOGGED), (), deadline)
+            await self._write(self.rows(record, BatchType.LOGGED, address_ttl, index), (), deadline)
         except WriteTimeout as exc:
             if not _batch_log_failed(exc) or not self._config.batchlog_fallback:
                 raise
@@ -280,47 +293,66 @@ class RecognitionStore:
             # other rows land, and the caller's retry (same ids) completes them.
             BATCHLOG_FALLBACKS.inc()
             log.warning("batch log unavailable; writing the record's rows without it", extra={"id": str(record.id)})
-            await self._write(self._rows(record, BatchType.UNLOGGED), (), deadline)
+            await self._write(self.rows(record, BatchType.UNLOGGED, address_ttl, index), (), deadline)
+        # Only once it is stored: until then every record of that (hour, shard) writes the row.
+        if len(self._indexed) >= _INDEXED_MAX:
+            self._indexed.clear()
+        self._indexed.add(key)
         CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
 
-    def _rows(self, record: Record, batch_type: BatchType) -> BatchStatement:
-        """The record's rows for every query, in one batch."""
+    def rows(
+        self, record: Record, batch_type: BatchType, address_ttl: int, index: bool, listings_only: bool = False
+    ) -> BatchStatement:
+        """The record's rows for every query, in one batch, each written at its receipt time.
+
+        ``address_ttl`` is the client address's TTL in seconds (0: none); ``index`` adds the time
+        log's index row; ``listings_only`` leaves out the ``recognitions`` row (the legacy copy:
+        it exists already).
+        """
         values = [record.probabilities if name == "scores" else getattr(record, name) for name in _INSERTED]
         stamp = write_timestamp(record.received_at)
-        address = [self._config.client_address_retention_days * _DAY, stamp, record.client_address]
-        day = day_of(record.received_at)
+        address = [address_ttl, stamp, record.client_address]
+        hour, shard, day = hour_of(record.received_at), schema.shard_of(record.id), day_of(record.received_at)
         batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
         batch.is_idempotent = True
-        batch.add(self._insert, [*values, stamp])
-        batch.add(self._set_address["recognitions"], [*address, record.id])
-        batch.add(self._insert_by_day, [day, *values, stamp])
-        batch.add(self._set_address["recognitions_by_day"], [*address, day, record.id])
+        # No address (none given, or expired before a copy): nothing to set.
+        has_address = bool(record.client_address)
+        if not listings_only:
+            batch.add(self._insert, [*values, stamp])
+            if has_address:
+                batch.add(self._set_address["recognitions"], [*address, record.id])
+        batch.add(self._insert_by_hour, [hour, shard, *values, stamp])
+        if has_address:
+            batch.add(self._set_address["recognitions_by_hour"], [*address, hour, shard, record.id])
+        if index:
+            batch.add(self._insert_hour, [day, hour, shard, stamp])
         if record.user:
-            month = month_of(record.received_at)
-            batch.add(self._insert_by_user, [month, *values, stamp])
-            batch.add(self._set_address["recognitions_by_user"], [*address, record.user, month, record.id])
-            batch.add(self._insert_user_month, [record.user, month, stamp])
+            batch.add(self._insert_by_user, [day, *values, stamp])
+            if has_address:
+                batch.add(self._set_address["recognitions_by_user_day"], [*address, record.user, day, record.id])
+            batch.add(self._insert_user_day, [record.user, day, stamp])
         return batch
 
     async def delete(self, record: Record, deadline: float) -> None:
         """Remove ``record`` from every table and its image, in one logged batch: all or none.
 
         The deletion's timestamp is later than the record's rows', even for a receipt time a
-        little in the future, so it shadows them and any retried write of them. The user's
-        month row stays: an empty month only costs a listing one empty read.
+        little in the future, so it shadows them and any retried write of them. The index rows
+        (the user's day, the hour and shard) stay: an empty one only costs a listing one empty
+        read.
         """
         started = time.perf_counter()
         stamp = max(int(time.time() * 1_000_000), write_timestamp(record.received_at) + 1)
+        received, rid = record.received_at, record.id
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._write_cl)
         batch.is_idempotent = True
-        batch.add(self._delete["recognitions"], [stamp, record.id])
-        batch.add(self._delete["recognitions_by_day"], [stamp, day_of(record.received_at), record.id])
+        batch.add(self._delete["recognitions"], [stamp, rid])
+        batch.add(self._delete["recognitions_by_hour"], [stamp, hour_of(received), schema.shard_of(rid), rid])
+        batch.add(self._delete["recognitions_by_day"], [stamp, day_of(received), rid])
         if record.user:
-            batch.add(
-                self._delete["recognitions_by_user"],
-                [stamp, record.user, month_of(record.received_at), record.id],
-            )
-        batch.add(self._delete["images"], [stamp, record.id])
+            batch.add(self._delete["recognitions_by_user_day"], [stamp, record.user, day_of(received), rid])
+            batch.add(self._delete["recognitions_by_user"], [stamp, record.user, month_of(received), rid])
+        batch.add(self._delete["images"], [stamp, rid])
         await self._write(batch, (), deadline)
         CASSANDRA_SECONDS.labels("delete", self.write_consistency).observe(time.perf_counter() - started)
 
@@ -358,60 +390,13 @@ class RecognitionStore:
         return b"".join(row["data"] for row in sorted(rows, key=lambda r: r["chunk"]))
 
     async def list_by_user(self, query: UserQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
-        started = time.perf_counter()
-        months = [row["month"] for row in await self._execute(self._select_months, [query.user], deadline)]
-        months = [as_date(m) for m in months]
-
-        async def fetch(month: date, after: uuid.UUID | None, limit: int) -> list[dict]:
-            if after is None:
-                return await self._execute(self._by_user, [query.user, month, limit], deadline)
-            return await self._execute(self._by_user_after, [query.user, month, after, limit], deadline)
-
-        page = await _page_through(months, cursor, size, fetch)
-        CASSANDRA_SECONDS.labels("list_by_user", self.read_consistency).observe(time.perf_counter() - started)
-        return page
+        return await self._list("list_by_user", self._listings.by_user, query, cursor, size, deadline)
 
     async def list_by_window(self, query: WindowQuery, cursor: Cursor | None, size: int, deadline: float) -> Page:
+        return await self._list("list_by_window", self._listings.by_window, query, cursor, size, deadline)
+
+    async def _list(self, operation: str, listing, query, cursor, size: int, deadline: float) -> Page:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        lowest = min_uuid_from_time(query.since.timestamp())
-        # The newest day holds rows up to `until` (exclusive); an empty window has no days.
-        newest_day = day_of(query.until - timedelta(milliseconds=1))
-        days = days_back(newest_day, day_of(query.since)) if query.until > query.since else []
-        newest = min_uuid_from_time(query.until.timestamp())
-
-        async def fetch(day: date, after: uuid.UUID | None, limit: int) -> list[dict]:
-            upper = after if after is not None else newest
-            return await self._execute(self._by_day, [day, lowest, upper, limit], deadline)
-
-        page = await _page_through(days, cursor, size, fetch)
-        CASSANDRA_SECONDS.labels("list_by_window", self.read_consistency).observe(time.perf_counter() - started)
-        return page
-
-
-async def _page_through(
-    buckets: list[date],
-    cursor: Cursor | None,
-    size: int,
-    fetch: Callable[[date, uuid.UUID | None, int], Awaitable[list[dict]]],
-) -> Page:
-    """One page of ``size`` records from partitions ``buckets`` (newest first), resuming at ``cursor``.
-
-    ``fetch(bucket, after, limit)`` reads up to ``limit`` rows of one bucket, newest first,
-    below ``after`` when given. One row more than needed is asked for, so that a page that
-    ends exactly at a bucket's last row points to the next bucket rather than to an empty read.
-    """
-    if cursor is not None:
-        buckets = [b for b in buckets if b <= cursor.bucket]
-    found: list[Record] = []
-    for i, bucket in enumerate(buckets):
-        need = size - len(found)
-        after = cursor.after if cursor is not None and bucket == cursor.bucket else None
-        rows = await fetch(bucket, after, need + 1)
-        found += [from_row(row) for row in rows[:need]]
-        if len(found) == size:
-            if len(rows) > need:
-                return Page(found, Cursor(bucket, found[-1].id))
-            if i + 1 < len(buckets):
-                return Page(found, Cursor(buckets[i + 1]))
-            break
-    return Page(found, None)
+        rows, after = await listing(lambda st, values: self._execute(st, values, deadline), query, cursor, size)
+        CASSANDRA_SECONDS.labels(operation, self.read_consistency).observe(time.perf_counter() - started)
+        return Page([from_row(row) for row in rows], after)

@@ -11,6 +11,7 @@ import pytest
 
 from digits import errors
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from services.recorder import schema
 from services.recorder.access import token_hash
 from services.recorder.config import Config
 from services.recorder.server import build
@@ -151,34 +152,48 @@ def test_a_revoked_token_stops_working(channel, admin):
 
 
 def _rows_of(cql, stored: recorder_pb2.Recognition) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """How many rows the record has in each table (the legacy ones too: a deletion must empty
+    them for records copied from them)."""
     record_id = uuid.UUID(stored.id)
     received = stored.received_at.ToDatetime(tzinfo=timezone.utc)
     day, month = received.date(), received.date().replace(day=1)
+    hour, shard = received.replace(minute=0, second=0, microsecond=0), schema.shard_of(record_id)
     queries = {
         "recognitions": ("SELECT id FROM {}.recognitions WHERE id = %s", [record_id]),
+        "recognitions_by_hour": ("SELECT id FROM {}.recognitions_by_hour WHERE hour = %s AND shard = %s AND id = %s",
+                                 [hour, shard, record_id]),
+        "recognitions_by_user_day": ("SELECT id FROM {}.recognitions_by_user_day WHERE user = %s AND day = %s "
+                                     "AND id = %s", [stored.user, day, record_id]),
+        "images": ("SELECT chunk FROM {}.images WHERE id = %s", [record_id]),
         "recognitions_by_day": ("SELECT id FROM {}.recognitions_by_day WHERE day = %s AND id = %s", [day, record_id]),
         "recognitions_by_user": ("SELECT id FROM {}.recognitions_by_user WHERE user = %s AND month = %s AND id = %s",
                                  [stored.user, month, record_id]),
-        "images": ("SELECT chunk FROM {}.images WHERE id = %s", [record_id]),
     }  # fmt: skip
     return {table: len(list(cql.execute(cql_text.format(KEYSPACE), values))) for table, (cql_text, values) in queries.items()}
+
+
+STORED = {"recognitions": 1, "recognitions_by_hour": 1, "recognitions_by_user_day": 1, "images": 1,
+          "recognitions_by_day": 0, "recognitions_by_user": 0}  # fmt: skip
+GONE = dict.fromkeys(STORED, 0)
 
 
 def test_delete_removes_the_record_from_every_table_for_good(channel, admin, cql):
     as_dave, _ = user_stub(channel, admin, unique("dave"))
     request = record_request(user="")
     stored = as_dave.Record(request, timeout=10)
-    assert _rows_of(cql, stored) == {"recognitions": 1, "recognitions_by_day": 1, "recognitions_by_user": 1, "images": 1}
+    assert _rows_of(cql, stored) == STORED
     as_dave.DeleteRecognition(recorder_pb2.DeleteRecognitionRequest(id=stored.id), timeout=10)
-    assert _rows_of(cql, stored) == {"recognitions": 0, "recognitions_by_day": 0, "recognitions_by_user": 0, "images": 0}
+    assert _rows_of(cql, stored) == GONE
     fails(as_dave.GetRecognition, get(stored.id), grpc.StatusCode.NOT_FOUND, "RECOGNITION_NOT_FOUND")
     fails(as_dave.DeleteRecognition, recorder_pb2.DeleteRecognitionRequest(id=stored.id),
           grpc.StatusCode.NOT_FOUND, "RECOGNITION_NOT_FOUND")  # fmt: skip
     assert list(as_dave.ListRecognitions(recorder_pb2.ListRecognitionsRequest(), timeout=10).recognitions) == []
+    window = admin.ListRecognitions(recorder_pb2.ListRecognitionsRequest(page_size=1000), timeout=10)
+    assert stored.id not in {r.id for r in window.recognitions}
     # A retry of the original write arriving after the deletion (same request id and time, so
     # the same id and rows) stays hidden under the deletion's later timestamp.
     assert as_dave.Record(request, timeout=10).id == stored.id
-    assert _rows_of(cql, stored) == {"recognitions": 0, "recognitions_by_day": 0, "recognitions_by_user": 0, "images": 0}
+    assert _rows_of(cql, stored) == GONE
     # The admin may delete anyone's.
     other = admin.Record(record_request(user=""), timeout=10)
     admin.DeleteRecognition(recorder_pb2.DeleteRecognitionRequest(id=other.id), timeout=10)
@@ -195,7 +210,7 @@ def test_images_and_client_addresses_expire_with_their_retention_periods(admin, 
     ).one()
     assert ADDRESS_DAYS * 86_400 - 120 < row.address <= ADDRESS_DAYS * 86_400
     assert row.digit is None  # the rest of the record is kept until deleted
-    for table in ("recognitions_by_day", "recognitions_by_user"):
+    for table in ("recognitions_by_hour", "recognitions_by_user_day"):
         ttls = [r.ttl for r in cql.execute(f"SELECT TTL(client_address) AS ttl FROM {KEYSPACE}.{table} ALLOW FILTERING")]
         assert ttls and all(t is not None for t in ttls), table
 

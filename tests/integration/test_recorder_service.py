@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from services.recorder import schema
 from services.recorder.config import Config
 from services.recorder.server import build
 from tests.conftest import TEST_CASSANDRA_HOST
@@ -89,17 +90,29 @@ def test_the_rows_are_in_cassandra(stub, cql):
     assert row.confidence == pytest.approx(0.5)
     chunks = cql.execute(f"SELECT data FROM {KEYSPACE}.images WHERE id = %s", [record_id]).all()
     assert b"".join(c.data for c in chunks) == SEVEN
-    # The denormalised rows exist too, in their buckets.
+    # The denormalised rows exist too, in their buckets, and the indexes list the buckets.
     received = stored.received_at.ToDatetime()
+    hour, shard = received.replace(minute=0, second=0, microsecond=0), schema.shard_of(record_id)
     by_user = cql.execute(
-        f"SELECT id FROM {KEYSPACE}.recognitions_by_user WHERE user = %s AND month = %s",
-        [user, received.date().replace(day=1)],
+        f"SELECT id FROM {KEYSPACE}.recognitions_by_user_day WHERE user = %s AND day = %s", [user, received.date()]
     ).all()
     assert [r.id for r in by_user] == [record_id]
-    by_day = cql.execute(
-        f"SELECT digit FROM {KEYSPACE}.recognitions_by_day WHERE day = %s AND id = %s", [received.date(), record_id]
+    assert [r.day for r in cql.execute(f"SELECT day FROM {KEYSPACE}.user_days WHERE user = %s", [user])] == [
+        received.date()
+    ]
+    by_hour = cql.execute(
+        f"SELECT digit FROM {KEYSPACE}.recognitions_by_hour WHERE hour = %s AND shard = %s AND id = %s",
+        [hour, shard, record_id],
     ).one()
-    assert by_day is not None and by_day.digit == 3
+    assert by_hour is not None and by_hour.digit == 3
+    assert cql.execute(
+        f"SELECT shard FROM {KEYSPACE}.recognition_hours WHERE day = %s AND hour = %s AND shard = %s",
+        [received.date(), hour, shard],
+    ).one()
+    # Not in the legacy tables any more.
+    assert not cql.execute(
+        f"SELECT id FROM {KEYSPACE}.recognitions_by_day WHERE day = %s AND id = %s", [received.date(), record_id]
+    ).one()
 
 
 def test_an_image_larger_than_a_chunk_comes_back_byte_for_byte(stub, cql):
@@ -137,9 +150,9 @@ def test_a_retried_request_returns_the_same_id_and_stores_one_record(stub, cql):
     stored = stub.GetRecognition(recorder_pb2.GetRecognitionRequest(id=first.id), timeout=10)
     assert list(stored.probabilities) == pytest.approx(list(request.recognition.probabilities))
     assert list(listed.recognitions[0].probabilities) == pytest.approx(list(request.recognition.probabilities))
-    month = first.received_at.ToDatetime().date().replace(day=1)
+    day = first.received_at.ToDatetime().date()
     rows = cql.execute(
-        f"SELECT id FROM {KEYSPACE}.recognitions_by_user WHERE user = %s AND month = %s", [user, month]
+        f"SELECT id FROM {KEYSPACE}.recognitions_by_user_day WHERE user = %s AND day = %s", [user, day]
     ).all()
     assert len(rows) == 1
     # Another request (new request id) at the same millisecond is another record.

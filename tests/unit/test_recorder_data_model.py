@@ -77,6 +77,18 @@ def test_signed_but_malformed_page_tokens_are_refused(body):
         paging.decode(_signed(body), KEY)
 
 
+def test_user_tokens_of_the_month_bucket_version_resume_at_the_right_day():
+    """Tokens issued before histories moved to day buckets hold a month in "b"; still accepted."""
+    after = record_id(datetime(2026, 3, 17, 23, 30, tzinfo=timezone.utc), uuid.uuid4())
+    old = _signed(f'{{"b":"2026-03-01","a":"{after}","u":"ada"}}')
+    assert paging.decode(old, KEY) == (paging.UserQuery("ada"), paging.Cursor(date(2026, 3, 17), after))
+    # A page that ended exactly at a month's end: the next starts at that month's last day.
+    assert paging.decode(_signed('{"b":"2026-02-01","u":"ada"}'), KEY)[1] == paging.Cursor(date(2026, 2, 28))
+    # Window tokens were and are (day, last id): unchanged.
+    window = _signed(f'{{"b":"2026-03-17","a":"{after}","s":0,"e":1}}')
+    assert paging.decode(window, KEY)[1] == paging.Cursor(date(2026, 3, 17), after)
+
+
 def test_a_token_cannot_be_forged_or_altered():
     token = paging.encode(paging.UserQuery("ada"), paging.Cursor(date(2026, 1, 1)), KEY)
     with pytest.raises(paging.BadToken, match="not one this service issued"):
@@ -85,7 +97,7 @@ def test_a_token_cannot_be_forged_or_altered():
     altered = paging._b64(paging._unb64(payload).replace(b'"ada"', b'"bob"'))
     with pytest.raises(paging.BadToken, match="not one this service issued"):
         paging.decode(f"{altered}.{signature}", KEY)
-    assert paging.decode(_signed('{"b":"2026-01-01","u":"bob"}'), KEY)[0] == paging.UserQuery("bob")
+    assert paging.decode(_signed('{"d":"2026-01-01","u":"bob"}'), KEY)[0] == paging.UserQuery("bob")
 
 
 def test_days_back_lists_newest_first_inclusive():
@@ -108,9 +120,35 @@ def test_schema_validates_identifiers_and_replication():
 
 def test_every_listing_table_is_bucketed_and_sorted_newest_first():
     cql = "\n".join(schema.statements("digits", {"dc1": 3}))
-    assert "PRIMARY KEY ((user, month), id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
-    assert "PRIMARY KEY (day, id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "PRIMARY KEY ((hour, shard), id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "PRIMARY KEY ((user, day), id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "PRIMARY KEY (day, hour, shard)\n) WITH CLUSTERING ORDER BY (hour DESC, shard ASC)" in cql
+    assert "PRIMARY KEY (user, day)\n) WITH CLUSTERING ORDER BY (day DESC)" in cql
     assert "image blob" not in cql  # the image lives in its own table, once
+    # The legacy tables stay (copied from once, deleted from), unchanged.
+    assert "PRIMARY KEY (day, id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+    assert "PRIMARY KEY ((user, month), id)\n) WITH CLUSTERING ORDER BY (id DESC)" in cql
+
+
+def test_shards_are_a_stable_even_hash_of_the_id():
+    ids = [record_id(datetime(2026, 5, 1, tzinfo=timezone.utc), uuid.uuid4()) for _ in range(32_000)]
+    counts = [0] * schema.SHARDS
+    for i in ids:
+        counts[schema.shard_of(i)] += 1
+    # 1,000 expected per shard; 6 standard deviations (~190) either way.
+    assert min(counts) > 800 and max(counts) < 1200, counts
+    # Fixed for data already written: these values must never change.
+    assert schema.SHARDS == 32
+    assert schema.shard_of(uuid.UUID("41a73c62-e798-11f1-84fb-72c6b730501f")) == 18
+
+
+def test_hour_buckets_are_utc_hour_starts():
+    plus_two = timezone(timedelta(hours=2))
+    assert paging.hour_of(datetime(2026, 1, 1, 1, 59, 59, 999000, tzinfo=plus_two)) == datetime(
+        2025, 12, 31, 23, tzinfo=timezone.utc
+    )
+    assert paging.last_day_of_month(date(2024, 2, 1)) == date(2024, 2, 29)
+    assert paging.last_day_of_month(date(2026, 12, 1)) == date(2026, 12, 31)
 
 
 def test_replication_and_consistency_come_from_the_environment(monkeypatch):
