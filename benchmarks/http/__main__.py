@@ -218,6 +218,9 @@ def write_report(settings: Settings, load_average: tuple[float, float, float], p
         "",
         f"## Overload: concurrency {c} for {settings.overload_seconds:g} s against digits",
         "",
+        "wrk sends a refused request again at once, ignoring Retry-After: a worse crowd than real clients. "
+        "Latencies here are per request and per status (timed through X-Request-ID, see wrk.py).",
+        "",
         overload.summary_table(over),
         "",
         overload.rss_table(over),
@@ -250,6 +253,9 @@ def main() -> int:
         say("stage breakdown at concurrency 1")
         stage_rows, stage_point = runner.stage_breakdown()
         over = runner.overload_case()
+    except BaseException:
+        say(f"failed; the seed-style app's log ends:\n{systems.seed_log_tail(running)}")
+        raise
     finally:
         say("stopping everything")
         systems.stop(running)

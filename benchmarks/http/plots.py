@@ -8,6 +8,7 @@ from benchmarks.http.overload import MB, OverloadResult
 from benchmarks.http.report import CEILING, DIGITS, SEED, Point
 
 _STYLE = {DIGITS: "-", SEED: "--", CEILING: ":"}
+_COLOUR = {DIGITS: "tab:blue", SEED: "tab:orange", CEILING: "grey"}
 _MARK = {"seven": "o", "canvas": "s"}
 
 
@@ -41,12 +42,12 @@ def throughput(points: list[Point], path: Path, title: str) -> None:
         for payload in payloads:
             series = _series(points, system, payload)
             if series:
-                ax.plot([p.concurrency for p in series], [p.result.ok_per_second for p in series],
-                        _STYLE[system], marker=_MARK.get(payload, "^"), label=f"{system}, {payload}")  # fmt: skip
+                ax.plot([p.concurrency for p in series], [p.result.ok_per_second for p in series], _STYLE[system],
+                        color=_COLOUR[system], marker=_MARK.get(payload, "^"), label=f"{system}, {payload}")  # fmt: skip
     ceiling = _series(points, CEILING, None)
     if ceiling:
         ax.plot([p.concurrency for p in ceiling], [p.result.ok_per_second for p in ceiling], _STYLE[CEILING],
-                marker="x", color="grey", label="ceiling: gateway GET /healthz")  # fmt: skip
+                marker="x", color=_COLOUR[CEILING], label="ceiling: gateway GET /healthz")  # fmt: skip
     _concurrency_axis(ax, points)
     ax.set_yscale("log")
     ax.set_ylabel("requests/s answered 2xx (log)")
@@ -62,8 +63,8 @@ def latency(points: list[Point], path: Path, title: str) -> None:
     payloads = list(dict.fromkeys(p.payload for p in points if p.system != CEILING))
     fig, axes = plt.subplots(1, len(payloads), figsize=(6.5 * len(payloads), 4.5), squeeze=False, sharey=True)
     for ax, payload in zip(axes[0], payloads, strict=True):
-        for system, colour in ((DIGITS, "tab:blue"), (SEED, "tab:orange")):
-            series = _series(points, system, payload)
+        for system in (DIGITS, SEED):
+            series, colour = _series(points, system, payload), _COLOUR[system]
             xs = [p.concurrency for p in series]
             for q, marker, alpha in (("p50", "o", 1.0), ("p95", "s", 0.7), ("p99", "^", 0.5)):
                 ax.plot(xs, [getattr(p.result, f"{q}_ms") for p in series], _STYLE[system], marker=marker,

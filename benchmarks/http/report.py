@@ -122,7 +122,7 @@ def stage_table(stages: list[Stage]) -> str:
     whole = stages[0].mean_ms if stages and stages[0].mean_ms else None
     rows = ["| stage | mean ms | share of the request | from |", "|---|---:|---:|---|"]
     for s in stages:
-        name = "&nbsp;" * 4 * s.depth + s.name
+        name = "· " * s.depth + s.name  # markdown trims leading spaces in a cell
         if s.mean_ms is None:
             rows.append(f"| {name} | n/a | | {s.source} |")
             continue

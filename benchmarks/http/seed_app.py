@@ -56,7 +56,7 @@ def create_app(cassandra_host: str, keyspace: str, upload_dir: Path) -> Flask:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(MODEL_DIR)).serve
+    model = tf.saved_model.load(str(MODEL_DIR))  # owns the variables: must outlive every call of serve
     session, insert = connect(cassandra_host, keyspace)
     app = Flask(__name__)
 
@@ -73,7 +73,7 @@ def create_app(cassandra_host: str, keyspace: str, upload_dir: Path) -> Flask:
         except OSError:
             return jsonify(error="not an image"), 415
         x = (255.0 - np.asarray(image, dtype=np.float32)) / 255.0  # white ink on black, like MNIST
-        outputs = serve(tf.constant(x.reshape(1, 28, 28, 1)))
+        outputs = model.serve(tf.constant(x.reshape(1, 28, 28, 1)))
         if isinstance(outputs, dict):
             outputs = next(iter(outputs.values()))
         probabilities = np.asarray(outputs)[0]
