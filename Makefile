@@ -11,7 +11,7 @@ MNIST   ?= ../shared/mnist
 STAMP   := $(VENV)/.installed
 REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recognizer/requirements-train.txt services/recorder/requirements.txt services/gateway/requirements.txt
 
-.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench-recognizer bench-recorder clean
+.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -23,7 +23,8 @@ help:
 	@echo "make train    retrain the model from MNIST=$(MNIST)"
 	@echo "make eval     test accuracy of the committed model"
 	@echo "make eval-realworld   accuracy on generated real-world uploads, through the HTTP API"
-	@echo "make bench-recognizer / bench-recorder   benchmarks: tables and plots in benchmarks/out/"
+	@echo "make bench    the stack against a seed-style app under wrk, with ratios, stages and overload (BENCH_SECONDS=15)"
+	@echo "make bench-recognizer / bench-recorder   benchmarks: tables and plots in benchmarks/results/"
 
 # The virtual environment is rebuilt only when a requirements file changes.
 $(STAMP): $(REQS)
@@ -72,6 +73,11 @@ eval: $(STAMP)
 
 eval-realworld: deps cassandra
 	$(PY) -m benchmarks.realworld --mnist $(MNIST)
+
+# Not part of `make test`: several minutes of load on the whole machine. Results, tables and plots,
+# in benchmarks/results/bench.md; BENCH_SECONDS=5 BENCH_OVERLOAD_SECONDS=10 for a quick pass.
+bench: deps cassandra
+	$(PY) -m benchmarks.http
 
 bench-recognizer: deps
 	$(PY) -m benchmarks.recognizer

@@ -1,1 +1,1 @@
-"""Benchmarks and evaluations: each prints a table and writes plots to benchmarks/out/."""
+"""Benchmarks and evaluations: each prints a table and writes plots to benchmarks/results/."""

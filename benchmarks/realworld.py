@@ -5,7 +5,7 @@
 Starts Cassandra and the three services with scripts.devstack on their own address, ports and
 run directory (so neither a `make run` stack nor a test run is touched), posts every upload
 from benchmarks.evalsets to POST /v1/recognitions, and prints accuracy per set; a bar chart
-goes to benchmarks/out/realworld.png and the numbers to benchmarks/out/realworld.json. It also
+goes to benchmarks/results/realworld.png and the numbers to benchmarks/results/realworld.json. It also
 reports, in process, the model's accuracy on the raw MNIST test tensors against the same digits
 encoded as PNG and preprocessed, which is what preprocessing alone costs.
 """
@@ -33,7 +33,7 @@ from scripts.devstack import Stack, StackConfig  # noqa: E402
 from services.recognizer import mnist  # noqa: E402
 from tests.helpers import encode  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "benchmarks" / "results"
 # Its own loopback address and JMX port: `make run` uses 127.0.0.1/7199, the tests 127.0.0.11/7211
 # and 127.0.0.21-23.
 CASSANDRA_HOST = "127.0.0.51"

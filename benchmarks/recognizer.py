@@ -14,7 +14,7 @@
 
 Uploads are MNIST test digits as PNG files, dark ink on white like a scan, so every request
 pays for decoding and normalisation too. Tables are printed as markdown and written, with a
-plot, to benchmarks/out/.
+plot, to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from services.recognizer import mnist
 from services.recognizer.config import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "benchmarks" / "results"
 MODEL_BATCHES = (1, 32, 256)
 CONCURRENCY = (1, 8, 64)
 MODES = {"on": "true", "off": "false"}

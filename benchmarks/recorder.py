@@ -38,7 +38,7 @@ from scripts.devstack import free_port
 from scripts.waiting import grpc_serving, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "benchmarks" / "results"
 IMAGE = (ROOT / "tests" / "data" / "seven.png").read_bytes()
 ADMIN_TOKEN = secrets.token_urlsafe(32)  # this run's recorder only
 TOPOLOGIES = {
