@@ -73,7 +73,9 @@ def say(message: str) -> None:
 def probe(base_url: str, payload: payloads.Payload) -> str:
     """One upload, to check a system answers it and what it reads (not timed)."""
     body, content_type = payloads.multipart(payload)
-    request = urllib.request.Request(base_url + UPLOAD_PATH, data=body, headers={"Content-Type": content_type})
+    request = urllib.request.Request(
+        base_url + UPLOAD_PATH, data=body, headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             answer = json.load(reply)
@@ -188,6 +190,13 @@ def write_report(settings: Settings, load_average: tuple[float, float, float], p
         preprocessing.table(pre),
         "",
         "## Throughput: digits ÷ seed-style and digits ÷ ceiling",
+        "",
+        "The seed-style app (benchmarks/http/seed_app.py) is one Flask process on Flask's threaded server: "
+        "upload saved to a file, grayscale + resize to 28×28, the same committed model called once per request "
+        "(TensorFlow SavedModel, no batching), one synchronous LOCAL_QUORUM insert into its own RF 1 table on "
+        "the same Cassandra node. digits runs as `make run` runs it, with its default settings. For each "
+        "concurrency the ceiling, digits and the seed-style app run one after the other (interleaved), all "
+        "after a warm-up.",
         "",
         "The ceiling is the same gateway's `GET /healthz`: what its HTTP layer alone can do. Requests/s count "
         "2xx answers. What each system answered before the runs: " + "; ".join(probes) + ".",

@@ -39,7 +39,10 @@ def multipart(payload: Payload) -> tuple[bytes, str]:
         f'Content-Disposition: form-data; name="image"; filename="{payload.filename}"\r\n'
         f"Content-Type: {payload.content_type}\r\n\r\n"
     ).encode()
-    return head + payload.data + f"\r\n--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
+    return (
+        head + payload.data + f"\r\n--{BOUNDARY}--\r\n".encode(),
+        f"multipart/form-data; boundary={BOUNDARY}",
+    )
 
 
 def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
@@ -48,7 +51,9 @@ def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def _strokes(size: tuple[int, int], width: int, scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> Image.Image:
+def _strokes(
+    size: tuple[int, int], width: int, scale: float = 1.0, offset: tuple[int, int] = (0, 0)
+) -> Image.Image:
     """The seven's strokes as an L mask (255 = ink), round-capped like the canvas pen."""
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
@@ -64,14 +69,18 @@ def seven() -> Payload:
     data = SEVEN.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         size, mode = image.size, image.mode
-    return Payload("seven", f"tests/data/seven.png, {size[0]}×{size[1]} {mode} PNG", data, "image/png", "seven.png")
+    return Payload(
+        "seven", f"tests/data/seven.png, {size[0]}×{size[1]} {mode} PNG", data, "image/png", "seven.png"
+    )
 
 
 def canvas() -> Payload:
     """What the web page uploads: its 280×280 canvas, opaque white, #111 strokes 18 px wide, as RGBA PNG."""
     rgba = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
     rgba.paste((17, 17, 17, 255), (0, 0), _strokes((280, 280), 18))
-    return Payload("canvas", "web page canvas, 280×280 RGBA PNG", _encode(rgba, "PNG"), "image/png", "canvas.png")
+    return Payload(
+        "canvas", "web page canvas, 280×280 RGBA PNG", _encode(rgba, "PNG"), "image/png", "canvas.png"
+    )
 
 
 def transparent_canvas() -> Payload:
@@ -86,7 +95,9 @@ def _photo_rgb(width: int, height: int, noise: float, seed: int) -> np.ndarray:
     """A handwritten seven on lit paper: ink blurred like a pen, gradient light, sensor noise."""
     rng = np.random.default_rng(seed)
     side = min(width, height) * 0.45
-    mask = _strokes((width, height), max(3, round(side / 28)), side / 280, (round(width * 0.3), round(height * 0.25)))
+    mask = _strokes(
+        (width, height), max(3, round(side / 28)), side / 280, (round(width * 0.3), round(height * 0.25))
+    )
     coverage = np.asarray(mask.filter(ImageFilter.GaussianBlur(side / 400)), dtype=np.float32) / 255.0
     paper = np.array([228, 224, 214], dtype=np.float32)  # slightly warm white
     rgb = evalsets._compose(coverage, np.broadcast_to(paper, (height, width, 3)), np.full(3, 35, np.float32))
@@ -106,7 +117,9 @@ def phone_screenshot() -> Payload:
     rgb = Image.new("RGB", (1170, 2532), (242, 242, 247))
     ImageDraw.Draw(rgb).rectangle((0, 0, 1170, 260), fill=(255, 255, 255))
     rgb.paste((20, 20, 30), (0, 0), _strokes((1170, 2532), 30, 2.5, (230, 700)))
-    return Payload("screenshot", "phone screenshot, 1170×2532 RGB PNG", _encode(rgb, "PNG"), "image/png", "IMG_0002.png")
+    return Payload(
+        "screenshot", "phone screenshot, 1170×2532 RGB PNG", _encode(rgb, "PNG"), "image/png", "IMG_0002.png"
+    )
 
 
 def for_load() -> list[Payload]:
@@ -116,4 +129,11 @@ def for_load() -> list[Payload]:
 
 def for_preprocessing() -> list[Payload]:
     """Typical uploads for the preprocessing micro-benchmark (the target is ≤ 1 ms each)."""
-    return [seven(), canvas(), transparent_canvas(), phone_photo(), phone_photo(4032, 3024, 70, 7.0), phone_screenshot()]
+    return [
+        seven(),
+        canvas(),
+        transparent_canvas(),
+        phone_photo(),
+        phone_photo(4032, 3024, 70, 7.0),
+        phone_screenshot(),
+    ]

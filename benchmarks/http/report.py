@@ -70,7 +70,9 @@ def load_table(points: list[Point]) -> str:
         "|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in _concurrencies(points):
-        for p in sorted((p for p in points if p.concurrency == c), key=lambda p: (p.payload, p.system != DIGITS)):
+        for p in sorted(
+            (p for p in points if p.concurrency == c), key=lambda p: (p.payload, p.system != DIGITS)
+        ):
             r = p.result
             rows.append(f"| {c} | {p.system} | {p.payload} | {r.ok_per_second:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
                         f"| {r.p99_ms:.1f} | {r.max_ms:.0f} | {errors_cell(r)} |")  # fmt: skip
@@ -103,7 +105,9 @@ def cpu_table(points: list[Point]) -> str:
     rows = [f"| concurrency | system | upload | req/s | {head} | total | wrk |",
             "|---:|---|---|---:|" + "---:|" * (len(PROCESS_COLUMNS) + 2)]  # fmt: skip
     for c in _concurrencies(points):
-        for p in sorted((p for p in points if p.concurrency == c), key=lambda p: (p.payload, p.system != DIGITS)):
+        for p in sorted(
+            (p for p in points if p.concurrency == c), key=lambda p: (p.payload, p.system != DIGITS)
+        ):
             serving = SERVING[p.system]
             cells, total = [], 0.0
             for process in PROCESS_COLUMNS:

@@ -37,7 +37,9 @@ def connect(host: str, keyspace: str):  # type: ignore[no-untyped-def]
 
     from scripts.cassandra.common import DATACENTER
 
-    cluster = Cluster([host], protocol_version=5, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=DATACENTER))
+    cluster = Cluster(
+        [host], protocol_version=5, load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=DATACENTER)
+    )
     session = cluster.connect()
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} "
@@ -47,7 +49,9 @@ def connect(host: str, keyspace: str):  # type: ignore[no-untyped-def]
         f"CREATE TABLE IF NOT EXISTS {keyspace}.recognitions "
         "(id uuid PRIMARY KEY, filename text, digit int, created_at timestamp)"
     )
-    insert = session.prepare(f"INSERT INTO {keyspace}.recognitions (id, filename, digit, created_at) VALUES (?, ?, ?, ?)")
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.recognitions (id, filename, digit, created_at) VALUES (?, ?, ?, ?)"
+    )
     insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     return session, insert
 
@@ -94,7 +98,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cassandra", required=True, help="address of a Cassandra node (port 9042)")
     parser.add_argument("--keyspace", default="digits_seed")
-    parser.add_argument("--upload-dir", type=Path, default=None, help="where uploads are written (default: a temp dir)")
+    parser.add_argument(
+        "--upload-dir", type=Path, default=None, help="where uploads are written (default: a temp dir)"
+    )
     args = parser.parse_args()
     upload_dir = args.upload_dir or Path(tempfile.mkdtemp(prefix="seed-uploads-"))
     upload_dir.mkdir(parents=True, exist_ok=True)

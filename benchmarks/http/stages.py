@@ -110,7 +110,11 @@ def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, reco
         Stage("gateway handler, POST /v1/recognitions", handler, 1, "digits_gateway_request_seconds"),
     ]  # fmt: skip
     if parse_ is not None:
-        stages.append(Stage("upload: read and parse the multipart body", parse_, 2, "digits_gateway_upload_parse_seconds"))
+        stages.append(
+            Stage(
+                "upload: read and parse the multipart body", parse_, 2, "digits_gateway_upload_parse_seconds"
+            )
+        )
     # Inside each server's handling; their depth depends on whether the client side is known.
     rec_rows = [
         Stage("preprocessing (decode, normalise)", preprocess, source="digits_recognizer_preprocess_seconds"),
@@ -121,7 +125,9 @@ def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, reco
               source="remainder"),
     ]  # fmt: skip
     rcd_rows = [
-        Stage("Cassandra write (all queries of a record)", cassandra, source="digits_recorder_cassandra_seconds"),
+        Stage(
+            "Cassandra write (all queries of a record)", cassandra, source="digits_recorder_cassandra_seconds"
+        ),
         Stage("rest of the handler", _minus(rcd_server, cassandra), source="remainder"),
     ]
     for label, client, server, rows in (
@@ -132,7 +138,9 @@ def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, reco
         depth = 3 if client is not None else 2
         if client is not None:
             stages.append(Stage(f"{label} call, client side", client, 2, "digits_gateway_backend_seconds"))
-            stages.append(Stage("gRPC overhead (client − server handling)", _minus(client, server), 3, "remainder"))
+            stages.append(
+                Stage("gRPC overhead (client − server handling)", _minus(client, server), 3, "remainder")
+            )
         stages.append(Stage(f"{label} handling, server side ({method.rsplit('/', 1)[1]})", server, depth,
                             "digits_grpc_server_handling_seconds"))  # fmt: skip
         stages += [Stage(s.name, s.mean_ms, depth + 1, s.source) for s in rows]

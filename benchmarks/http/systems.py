@@ -50,7 +50,9 @@ class Systems:
 
     def roots(self) -> dict[str, int]:
         """The root pid of each process tree: the three services, Cassandra and the seed."""
-        found = {name: self.stack.processes[name].popen.pid for name in SERVICES if name in self.stack.processes}
+        found = {
+            name: self.stack.processes[name].popen.pid for name in SERVICES if name in self.stack.processes
+        }
         cassandra = self.stack.cassandra.pid(0)
         if cassandra is not None:
             found["cassandra"] = cassandra
@@ -71,7 +73,9 @@ def start(say=print) -> Systems:  # type: ignore[no-untyped-def]
     )
     systems = Systems(work_dir, Stack(config))
     try:
-        say(f"starting Cassandra on {config.cassandra_hosts[0]} (full JIT) and the stack on {config.gateway_url}")
+        say(
+            f"starting Cassandra on {config.cassandra_hosts[0]} (full JIT) and the stack on {config.gateway_url}"
+        )
         systems.stack.start()
         systems.seed_port = free_port()
         say(f"starting the seed-style app on {systems.seed_url}")

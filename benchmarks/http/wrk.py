@@ -238,7 +238,9 @@ def run(
     done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + timeout + 60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise RuntimeError(f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
     result = parse_summary(done.stdout + done.stderr)
     result.wrk_cpu_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if timed_dir is not None:

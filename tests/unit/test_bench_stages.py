@@ -82,14 +82,18 @@ def test_breakdown_rows_of_one_level_add_up_to_their_parent() -> None:
     # Recognizer first, then recorder: client time minus the server's handling.
     overheads = [s.mean_ms for s in result if s.name.startswith("gRPC overhead")]
     assert overheads == [pytest.approx(0.5), pytest.approx(1.0)]
-    assert rows["rest of the gateway (routing, validation, JSON, logging)"] == pytest.approx(10.0 - 1.0 - 3.0 - 4.0)
+    assert rows["rest of the gateway (routing, validation, JSON, logging)"] == pytest.approx(
+        10.0 - 1.0 - 3.0 - 4.0
+    )
     assert rows["rest of the handler (threads, serialisation)"] == pytest.approx(2.5 - 1.0 - 0.25 - 1.0)
     assert rows["rest of the handler"] == pytest.approx(1.0)
     assert "inference (one model call, 1.0 images)" in rows
 
 
 def test_breakdown_without_the_gateways_backend_histograms_says_so() -> None:
-    gateway = _samples(**{"digits_gateway_request_seconds__route=/v1/recognitions__method=POST__status=201": 10.0})
+    gateway = _samples(
+        **{"digits_gateway_request_seconds__route=/v1/recognitions__method=POST__status=201": 10.0}
+    )
     names = [s.name for s in stages.breakdown(11.0, gateway, {}, {})]
     assert "rest of the gateway, gRPC overhead included (no backend histogram)" in names
     assert not any("client side" in n for n in names)

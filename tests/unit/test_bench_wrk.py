@@ -29,7 +29,13 @@ Requests/sec:    812.40
 
 def test_summary_lines_become_a_result() -> None:
     r = wrk.parse_summary(SUMMARY)
-    assert (r.requests, r.ok, r.overloaded, r.overloaded_retry_after, r.other_status) == (4062, 4000, 50, 49, 12)
+    assert (r.requests, r.ok, r.overloaded, r.overloaded_retry_after, r.other_status) == (
+        4062,
+        4000,
+        50,
+        49,
+        12,
+    )
     assert r.last_other_status == 502
     assert r.socket_errors == {"connect": 0, "read": 3, "write": 0, "timeout": 2}
     assert (r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms, r.mean_ms) == (41.25, 90.0, 120.5, 250.0, 45.0)
@@ -51,6 +57,9 @@ def test_timed_files_give_status_and_milliseconds() -> None:
 
 def test_lua_script_quotes_its_values() -> None:
     script = wrk.lua_script("POST", None, 'multipart/form-data; boundary="x"', None)
-    assert 'local METHOD, BODY_PATH, CONTENT_TYPE, TIMED_DIR = "POST", nil, "multipart/form-data; boundary=\\"x\\"", nil' in script
+    assert (
+        'local METHOD, BODY_PATH, CONTENT_TYPE, TIMED_DIR = "POST", nil, "multipart/form-data; boundary=\\"x\\"", nil'
+        in script
+    )
     # Python's %-formatting must leave Lua's own patterns intact.
     assert 'string.match(rid, "^b%d+%-%d+%-(%d+)$")' in script
