@@ -9,17 +9,18 @@
    an upload; warms both up.
 3. For each concurrency: the ceiling (the same gateway's GET /healthz), then digits and the
    seed-style app in turn for each upload, so both see the same machine (it is shared and
-   noisy: the ratios of one run mean more than absolute numbers across runs). wrk posts the
+   noisy: the ratios of one run mean more than absolute numbers across runs); the whole sweep
+   is repeated in rounds, each point's time split between them. wrk posts the
    same multipart upload a client sends. CPU of every process tree is measured per run.
 4. One request stage by stage at concurrency 1, from the services' histograms.
 5. Overload: concurrency 512 against digits: answered, 503s, latency of the answered, waits
    past the deadline, RSS of each service over time.
 
 Everything is stopped at the end, on success or failure. Results: benchmarks/results/bench.md
-and bench-*.png. Settings (environment): BENCH_SECONDS (per run, default 15),
-BENCH_WARMUP_SECONDS (per system, default 10), BENCH_OVERLOAD_SECONDS (default 30),
-BENCH_CONCURRENCY (default 1,16,64,256), BENCH_OVERLOAD_CONCURRENCY (default 512),
-BENCH_PAYLOADS (default seven,canvas).
+and bench-*.png. Settings (environment): BENCH_SECONDS (per point, default 15), BENCH_ROUNDS
+(stretches each point is split into, default 3), BENCH_WARMUP_SECONDS (per system, default 10),
+BENCH_OVERLOAD_SECONDS (default 30), BENCH_CONCURRENCY (default 1,16,64,256),
+BENCH_OVERLOAD_CONCURRENCY (default 512), BENCH_PAYLOADS (default seven,canvas).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Settings:
     concurrency: tuple[int, ...]
     overload_concurrency: int
     payloads: tuple[str, ...]
+    rounds: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -63,6 +65,7 @@ class Settings:
             tuple(int(c) for c in env("BENCH_CONCURRENCY", "1,16,64,256").split(",")),
             int(env("BENCH_OVERLOAD_CONCURRENCY", "512")),
             tuple(env("BENCH_PAYLOADS", "seven,canvas").split(",")),
+            int(env("BENCH_ROUNDS", "3")),
         )
 
 
@@ -133,13 +136,23 @@ class Runner:
         self.load(CEILING, None, 16, 2)
 
     def sweep(self) -> list[Point]:
-        points = []
-        for c in self.settings.concurrency:
-            points.append(self.load(CEILING, None, c, self.settings.seconds))
-            for payload in self.bodies:
-                for system in (DIGITS, SEED):
-                    points.append(self.load(system, payload, c, self.settings.seconds))
-        return points
+        """Every point in ``rounds`` stretches spread over the whole sweep, so that a noisy minute
+        on the shared machine touches every point a little rather than one point a lot."""
+        s = self.settings
+        stretch = max(1, round(s.seconds / s.rounds))  # wrk takes whole seconds
+        runs: dict[tuple[str, str | None, int], list[Point]] = {}
+        for round_ in range(s.rounds):
+            say(f"round {round_ + 1} of {s.rounds}, {stretch} s per run")
+            # Who goes first alternates, so neither system always runs right after the other's load.
+            order = (DIGITS, SEED) if round_ % 2 == 0 else (SEED, DIGITS)
+            for c in s.concurrency:
+                runs.setdefault((CEILING, None, c), []).append(self.load(CEILING, None, c, stretch))
+                for payload in self.bodies:
+                    for system in order:
+                        runs.setdefault((system, payload, c), []).append(
+                            self.load(system, payload, c, stretch)
+                        )
+        return [report.merge(points) for points in runs.values()]
 
     def stage_breakdown(self) -> tuple[list[stages.Stage], Point]:
         urls = self.systems.metrics_urls()
@@ -173,8 +186,9 @@ def header(settings: Settings, load_average: tuple[float, float, float]) -> str:
         + (" with uncommitted changes in services/ digits/ scripts/ or benchmarks/http" if dirty else ""),
         f"- machine: {os.cpu_count()} CPU cores, shared with whatever else runs (load average at start "
         f"{load_average[0]:.1f}); client, services and Cassandra all on it, over loopback",
-        f"- command: `{(env + ' ') if env else ''}make bench`; {settings.seconds:g} s per run, "
-        f"warm-up {settings.warmup_seconds:g} s per system, overload {settings.overload_seconds:g} s",
+        f"- command: `{(env + ' ') if env else ''}make bench`; {settings.seconds:g} s per point in "
+        f"{settings.rounds} rounds, warm-up {settings.warmup_seconds:g} s per system, "
+        f"overload {settings.overload_seconds:g} s",
     ])  # fmt: skip
 
 
@@ -195,8 +209,8 @@ def write_report(settings: Settings, load_average: tuple[float, float, float], p
         "upload saved to a file, grayscale + resize to 28×28, the same committed model called once per request "
         "(TensorFlow SavedModel, no batching), one synchronous LOCAL_QUORUM insert into its own RF 1 table on "
         "the same Cassandra node. digits runs as `make run` runs it, with its default settings. For each "
-        "concurrency the ceiling, digits and the seed-style app run one after the other (interleaved), all "
-        "after a warm-up.",
+        "concurrency the ceiling, digits and the seed-style app run one after the other (interleaved, who "
+        "goes first alternating), in rounds spread over the sweep, all after a warm-up.",
         "",
         "The ceiling is the same gateway's `GET /healthz`: what its HTTP layer alone can do. Requests/s count "
         "2xx answers. What each system answered before the runs: " + "; ".join(probes) + ".",
@@ -207,7 +221,8 @@ def write_report(settings: Settings, load_average: tuple[float, float, float], p
         "",
         "## Every run",
         "",
-        "Latency percentiles are wrk's, over all responses of the run; errors are every non-2xx and socket error.",
+        "Latency percentiles are wrk's, over all responses, the median of the rounds' (max: the largest); "
+        "errors are every non-2xx and socket error.",
         "",
         report.load_table(points),
         "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from benchmarks.http.stages import Stage
-from benchmarks.http.wrk import WrkResult
+from benchmarks.http.wrk import WrkResult, combine
 
 DIGITS, SEED, CEILING = "digits", "seed-style", "ceiling"
 # Process trees whose CPU serves each system's requests (wrk's is reported beside them).
@@ -31,6 +31,16 @@ class Point:
         if process not in self.cpu_seconds or not self.result.requests:
             return None
         return 1000.0 * self.cpu_seconds[process] / self.result.requests
+
+
+def merge(points: list[Point]) -> Point:
+    """The stretches (rounds) of one setting as one point; CPU seconds add up."""
+    first = points[0]
+    cpu: dict[str, float] = {}
+    for p in points:
+        for name, seconds in p.cpu_seconds.items():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+    return Point(first.system, first.payload, first.concurrency, combine([p.result for p in points]), cpu)
 
 
 def _ratio(a: float, b: float) -> str:

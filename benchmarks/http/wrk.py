@@ -18,6 +18,7 @@ through the header.
 from __future__ import annotations
 
 import resource
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -159,6 +160,37 @@ class WrkResult:
     def errors(self) -> int:
         """Everything that is not a 2xx: non-2xx statuses and socket errors (timeouts included)."""
         return self.overloaded + self.other_status + sum(self.socket_errors.values())
+
+
+def combine(results: list[WrkResult]) -> WrkResult:
+    """Stretches of one setting run at different moments, as one result: counts, time and CPU
+    add up; latency percentiles are the median of the stretches' (Debian's wrk cannot hand its
+    histogram to Lua, so exact merging is not possible), the maximum is the maximum."""
+    if len(results) == 1:
+        return results[0]
+    requests = sum(r.requests for r in results)
+
+    def median(key: str) -> float:
+        return float(statistics.median(getattr(r, key) for r in results))
+
+    return WrkResult(
+        seconds=sum(r.seconds for r in results),
+        requests=requests,
+        ok=sum(r.ok for r in results),
+        overloaded=sum(r.overloaded for r in results),
+        overloaded_retry_after=sum(r.overloaded_retry_after for r in results),
+        other_status=sum(r.other_status for r in results),
+        last_other_status=next((r.last_other_status for r in reversed(results) if r.last_other_status), 0),
+        socket_errors={k: sum(r.socket_errors[k] for r in results) for k in SOCKET_ERRORS},
+        p50_ms=median("p50_ms"),
+        p95_ms=median("p95_ms"),
+        p99_ms=median("p99_ms"),
+        max_ms=max(r.max_ms for r in results),
+        mean_ms=sum(r.mean_ms * r.requests for r in results) / requests if requests else 0.0,
+        wrk_cpu_seconds=sum(r.wrk_cpu_seconds for r in results),
+        timed=[t for r in results for t in r.timed],
+        output="\n".join(r.output for r in results),
+    )
 
 
 def parse_summary(output: str) -> WrkResult:

@@ -1,5 +1,7 @@
 """make bench: the ratio and CPU tables (benchmarks/http/report.py) and the overload arithmetic."""
 
+import pytest
+
 from benchmarks.http import report
 from benchmarks.http.overload import OverloadResult
 from benchmarks.http.procs import RssTrace
@@ -54,3 +56,26 @@ def test_rss_trace_start_middle_end_and_peak() -> None:
     trace = RssTrace([(0.0, {"gateway": 100}), (0.5, {"gateway": 300}), (1.0, {"gateway": 200})])
     assert (trace.at(0, "gateway"), trace.at(0.5, "gateway"), trace.at(1, "gateway")) == (100, 300, 200)
     assert trace.peak("gateway") == 300
+
+
+def test_rounds_of_one_point_add_up_counts_and_cpu_and_take_median_percentiles() -> None:
+    rounds = [
+        Point(DIGITS, "seven", 16, _result(100, seconds=5.0, wrk_cpu_seconds=0.1), {"gateway": 1.0}),
+        Point(
+            DIGITS,
+            "seven",
+            16,
+            _result(300, seconds=5.0, overloaded=2, wrk_cpu_seconds=0.1),
+            {"gateway": 2.0},
+        ),
+        Point(DIGITS, "seven", 16, _result(200, seconds=5.0, wrk_cpu_seconds=0.1), {"gateway": 1.5}),
+    ]
+    rounds[1].result.p99_ms, rounds[1].result.max_ms = 50.0, 99.0
+    rounds[2].result.p99_ms = 7.0
+    merged = report.merge(rounds)
+    r = merged.result
+    assert (r.seconds, r.ok, r.requests, r.overloaded) == (15.0, 600, 602, 2)
+    assert r.ok_per_second == 40.0
+    assert (r.p99_ms, r.max_ms) == (7.0, 99.0)  # median of 3, 50, 7; the largest maximum
+    assert merged.cpu_seconds == {"gateway": 4.5}
+    assert r.wrk_cpu_seconds == pytest.approx(0.3)
