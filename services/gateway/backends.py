@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import grpc
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from digits import errors
 from digits.v1 import recognizer_pb2_grpc, recorder_pb2_grpc
@@ -48,6 +49,14 @@ UPSTREAM_ERRORS = Counter(
     ["dependency", "code"],
 )  # fmt: skip
 
+BACKEND_SECONDS = Histogram(
+    "digits_gateway_backend_seconds",
+    "Time of one call to a dependency as the gateway sees it (the service's own handling time "
+    "plus gRPC and network), by dependency and method.",
+    ["dependency", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
 
 async def call(
     dependency: str,
@@ -58,6 +67,7 @@ async def call(
     trailers: dict[str, str] | None = None,
 ):
     """One call; its failure as a Problem. ``trailers``, if given, receives the call's trailers."""
+    start = time.perf_counter()
     try:
         pending = rpc(request, timeout=timeout, metadata=metadata or None)
         reply = await pending
@@ -67,6 +77,10 @@ async def call(
     except grpc.aio.AioRpcError as exc:
         UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
         raise to_problem(exc, dependency) from None
+    finally:
+        # Each method has a request message of its own, named after it.
+        method = type(request).__name__.removesuffix("Request")
+        BACKEND_SECONDS.labels(dependency, method).observe(time.perf_counter() - start)
 
 
 def to_problem(exc: grpc.aio.AioRpcError, dependency: str) -> Problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from digits.v1 import recognizer_pb2, recorder_pb2
 from services.gateway import auth, problems
 from services.gateway.backends import Backends, call
 from services.gateway.config import Config
+from services.gateway.http_metrics import UPLOAD_PARSE_SECONDS
 from services.gateway.images import SAFE_HEADERS, sniff_image_type
 from services.gateway.models import Recognition, RecognitionPage
 from services.gateway.problems import Problem
@@ -78,12 +80,14 @@ def router(config: Config) -> APIRouter:
         # The moment of receipt is part of the record's identity (with request_id): it must
         # not change between attempts of the same Record call.
         received_at = datetime.now(timezone.utc)
+        started = time.perf_counter()
         upload, user = await read_upload(request)
         if user and not credentials:  # refused before spending a recognition on it
             raise Problem(
                 "authentication-required", "recording under a `user` needs that user's bearer token"
             )
         image = await upload.read()
+        UPLOAD_PARSE_SECONDS.observe(time.perf_counter() - started)
         answer = await call(
             "recognizer",
             backends.recognizer.Recognize,
