@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.http import overload, payloads, plots, preprocessing, report, stages, systems, wrk
-from benchmarks.http.procs import CpuMeter
+from benchmarks.http.procs import CpuMeter, wait_idle
 from benchmarks.http.report import CEILING, DIGITS, SEED, Point
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +118,7 @@ class Runner:
         else:
             url = self.urls[system] + UPLOAD_PATH
             body, content_type = self.bodies[payload]  # type: ignore[index]
+        self.settle()
         self.cpu.start()
         result = wrk.run(url, concurrency, seconds, self.work, body_path=body, content_type=content_type,
                          wrk=self.wrk)  # fmt: skip
@@ -126,6 +127,10 @@ class Runner:
         say(f"c={concurrency:<3} {system:>10} {point.payload:>12}: {result.ok_per_second:8,.0f} req/s  "
             f"p50 {result.p50_ms:7.1f}  p99 {result.p99_ms:7.1f} ms  errors {report.errors_cell(result)}")  # fmt: skip
         return point
+
+    def settle(self) -> None:
+        """Until the services (not Cassandra, which always has background work) are idle."""
+        wait_idle({k: v for k, v in self.systems.roots().items() if k != "cassandra"})
 
     def warm_up(self) -> None:
         each = self.settings.warmup_seconds / len(self.bodies)
@@ -156,8 +161,10 @@ class Runner:
 
     def stage_breakdown(self) -> tuple[list[stages.Stage], Point]:
         urls = self.systems.metrics_urls()
+        self.settle()  # the last requests of the previous run must not land in the delta
         before = {name: stages.scrape(url) for name, url in urls.items()}
         point = self.load(DIGITS, next(iter(self.bodies)), 1, self.settings.seconds)
+        self.settle()  # the request in flight when wrk stopped is counted; one in hundreds
         after = {name: stages.scrape(url) for name, url in urls.items()}
         d = {name: stages.delta(before[name], after[name]) for name in urls}
         return stages.breakdown(point.result.mean_ms, d["gateway"], d["recognizer"], d["recorder"]), point

@@ -132,3 +132,19 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def wait_idle(roots: dict[str, int], window: float = 0.25, busy: float = 0.1, timeout: float = 15.0) -> float:
+    """Wait until the process trees together use under ``busy`` of a core for two windows in a
+    row, and return how long that took. A run's last requests are still being handled when
+    wrk exits (it closes its connections, the servers finish the work); without this, that work
+    would be charged to the next run, maybe of the other system."""
+    began = time.monotonic()
+    quiet = 0
+    last = sum(cpu_seconds(tree(pid)) for pid in roots.values())
+    while quiet < 2 and time.monotonic() - began < timeout:
+        time.sleep(window)
+        now = sum(cpu_seconds(tree(pid)) for pid in roots.values())
+        quiet = quiet + 1 if now - last < busy * window else 0
+        last = now
+    return time.monotonic() - began

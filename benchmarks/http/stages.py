@@ -93,8 +93,10 @@ def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, reco
     handler = mean_ms(gateway, "digits_gateway_request_seconds", route="/v1/recognitions", method="POST",
                       status=_is_2xx)  # fmt: skip
     parse_ = mean_ms(gateway, "digits_gateway_upload_parse_seconds")
-    rec_client = mean_ms(gateway, "digits_gateway_backend_seconds", backend="recognizer")
-    rcd_client = mean_ms(gateway, "digits_gateway_backend_seconds", backend="recorder")
+    rec_client = mean_ms(
+        gateway, "digits_gateway_backend_seconds", dependency="recognizer", method="Recognize"
+    )
+    rcd_client = mean_ms(gateway, "digits_gateway_backend_seconds", dependency="recorder", method="Record")
     rec_server = mean_ms(recognizer, "digits_grpc_server_handling_seconds", method=RECOGNIZE, code="OK")
     rcd_server = mean_ms(recorder, "digits_grpc_server_handling_seconds", method=RECORD, code="OK")
     preprocess = mean_ms(recognizer, "digits_recognizer_preprocess_seconds")

@@ -62,8 +62,8 @@ def test_breakdown_rows_of_one_level_add_up_to_their_parent() -> None:
     gateway = _samples(**{
         "digits_gateway_request_seconds__route=/v1/recognitions__method=POST__status=201": 10.0,
         "digits_gateway_upload_parse_seconds": 1.0,
-        "digits_gateway_backend_seconds__backend=recognizer": 3.0,
-        "digits_gateway_backend_seconds__backend=recorder": 4.0,
+        "digits_gateway_backend_seconds__dependency=recognizer__method=Recognize": 3.0,
+        "digits_gateway_backend_seconds__dependency=recorder__method=Record": 4.0,
     })  # fmt: skip
     recognizer = _samples(**{
         "digits_grpc_server_handling_seconds__method=/digits.v1.Recognizer/Recognize__code=OK": 2.5,
