@@ -1,13 +1,17 @@
-"""``make bench-recorder``: Record throughput and latency on 1 and on 3 Cassandra nodes.
+"""``make bench-recorder``: Record throughput and latency on 1 and on 3 Cassandra nodes, and
+where the time log's writes land on the 3-node ring.
 
 For each topology this starts its own Cassandra (1 node on 127.0.0.31, or 3 nodes on
 127.0.0.41-43, JMX ports of their own, so neither the test suite nor ``make run`` is touched),
 runs the recorder as a separate process (RF = node count, LOCAL_QUORUM writes), and drives
 its gRPC ``Record`` with 1, 16 and 64 concurrent callers for a fixed time after a warm-up.
-Each call stores one real upload (tests/data/seven.png) with a fresh request id.
+Each call stores one real upload (tests/data/seven.png) with a fresh request id. On the
+3-node cluster a second recorder then writes ``--spread-writes`` records (20,000) in a keyspace
+of its own, and ``recorder_spread`` reports the partitions they went to and which nodes own
+them (``--duration 0`` runs only that part).
 
-Prints a markdown table (records/s, p50 and p99 latency) and writes it with a plot to
-benchmarks/out/. Everything it starts is stopped at the end, on success or failure.
+Prints markdown tables (records/s, p50 and p99 latency; the spread) and writes them, with a
+plot, to benchmarks/results/. Everything it starts is stopped at the end, on success or failure.
 
 Numbers are for this machine and the test clusters' settings (all nodes on one host, 512 MB
 heaps, C1-only JIT for fast starts): compare rows with each other, not with production.
@@ -26,12 +30,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from benchmarks import recorder_spread as spread
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from scripts.cassandra import CassandraCluster
 from scripts.devstack import free_port
@@ -46,6 +54,7 @@ TOPOLOGIES = {
     3: (["127.0.0.41", "127.0.0.42", "127.0.0.43"], 7241),
 }
 CONCURRENCY = (1, 16, 64)
+SPREAD_NODES = 3
 
 
 @dataclass(frozen=True)
@@ -105,55 +114,78 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def bench_topology(nodes: int, work_dir: Path, warmup: float, duration: float) -> list[Result]:
-    hosts, jmx = TOPOLOGIES[nodes]
-    cluster = CassandraCluster(work_dir / f"cassandra{nodes}", hosts=hosts, jmx_port_base=jmx, fast_start=True)
-    recorder: subprocess.Popen[bytes] | None = None
-    log = open(work_dir / f"recorder{nodes}.log", "wb")  # noqa: SIM115 - closed below
-    try:
-        cluster.start(timeout=300)
-        port = free_port()
-        env = {
-            **os.environ,
-            "RECORDER_HOST": "127.0.0.1",
-            "RECORDER_PORT": str(port),
-            "RECORDER_METRICS_PORT": "0",
-            "RECORDER_CASSANDRA_HOSTS": ",".join(hosts),
-            "RECORDER_KEYSPACE": "digits_bench",
-            "RECORDER_REPLICATION_FACTOR": str(nodes),
-            "RECORDER_WRITE_CONSISTENCY": "LOCAL_QUORUM",
-            "RECORDER_LOG_LEVEL": "warning",
-            # Records are made under users (the heavier write: the history rows too), which takes
-            # the admin token.
-            "RECORDER_ADMIN_TOKEN": ADMIN_TOKEN,
-        }
+@contextmanager
+def _recorder(hosts: list[str], keyspace: str, log_path: Path) -> Iterator[str]:
+    """A recorder process on ``hosts`` (RF = their number, LOCAL_QUORUM), until the block ends."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECORDER_HOST": "127.0.0.1",
+        "RECORDER_PORT": str(port),
+        "RECORDER_METRICS_PORT": "0",
+        "RECORDER_CASSANDRA_HOSTS": ",".join(hosts),
+        "RECORDER_KEYSPACE": keyspace,
+        "RECORDER_REPLICATION_FACTOR": str(len(hosts)),
+        "RECORDER_WRITE_CONSISTENCY": "LOCAL_QUORUM",
+        "RECORDER_LOG_LEVEL": "warning",
+        # Records are made under users (the heavier write: the history rows too), which takes
+        # the admin token.
+        "RECORDER_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    with open(log_path, "wb") as log:
         recorder = subprocess.Popen([sys.executable, "-m", "services.recorder"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        address = f"127.0.0.1:{port}"
-        with grpc_serving(address) as serving:
-            wait_until(serving, 120, "the recorder", lambda: None if recorder.poll() is None else "exited during start-up")
-        results = []
-        for concurrency in CONCURRENCY:
-            latencies, errors = asyncio.run(_drive(address, concurrency, warmup, duration))
-            result = Result(
-                nodes, concurrency, len(latencies), duration, errors,
-                _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000,
-            )  # fmt: skip
-            print(
-                f"  {nodes} node(s), concurrency {concurrency:>2}: {result.per_second:7.1f} records/s, "
-                f"p50 {result.p50_ms:6.1f} ms, p99 {result.p99_ms:6.1f} ms, errors {errors}",
-                flush=True,
-            )
-            results.append(result)
-        return results
-    finally:
-        if recorder is not None:
+        try:
+            address = f"127.0.0.1:{port}"
+            with grpc_serving(address) as serving:
+                wait_until(serving, 120, "the recorder", lambda: None if recorder.poll() is None else "exited during start-up")
+            yield address
+        finally:
             recorder.terminate()
             try:
                 recorder.wait(30)
             except subprocess.TimeoutExpired:
                 recorder.kill()
                 recorder.wait()
-        log.close()
+
+
+def _throughput(nodes: int, address: str, concurrency: int, warmup: float, duration: float) -> Result:
+    latencies, errors = asyncio.run(_drive(address, concurrency, warmup, duration))
+    result = Result(
+        nodes, concurrency, len(latencies), duration, errors,
+        _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000,
+    )  # fmt: skip
+    print(
+        f"  {nodes} node(s), concurrency {concurrency:>2}: {result.per_second:7.1f} records/s, "
+        f"p50 {result.p50_ms:6.1f} ms, p99 {result.p99_ms:6.1f} ms, errors {errors}",
+        flush=True,
+    )
+    return result
+
+
+def bench_topology(
+    nodes: int, work_dir: Path, warmup: float, duration: float, spread_writes: int = 0
+) -> tuple[list[Result], str | None]:
+    """The throughput runs on ``nodes`` nodes, then (with ``spread_writes``) where that many
+    records land on the ring (``recorder_spread``), in a keyspace of its own."""
+    hosts, jmx = TOPOLOGIES[nodes]
+    cluster = CassandraCluster(work_dir / f"cassandra{nodes}", hosts=hosts, jmx_port_base=jmx, fast_start=True)
+    results: list[Result] = []
+    spread_text = None
+    try:
+        cluster.start(timeout=300)
+        if duration > 0:
+            with _recorder(hosts, "digits_bench", work_dir / f"recorder{nodes}.log") as address:
+                results = [_throughput(nodes, address, concurrency, warmup, duration) for concurrency in CONCURRENCY]
+        if spread_writes:
+            started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            print(f"  {nodes} node(s): {spread_writes:,} records for the spread of the time log", flush=True)
+            with _recorder(hosts, "digits_spread", work_dir / f"recorder{nodes}-spread.log") as address:
+                done, errors, seconds = asyncio.run(spread.write(address, spread_writes, 64, _request, ADMIN_TOKEN))
+            measured = spread.measure(hosts, "digits_spread", done, errors, seconds)
+            spread.check(measured)
+            spread_text = spread.report(measured, started_at)
+        return results, spread_text
+    finally:
         cluster.stop()
 
 
@@ -201,24 +233,40 @@ def plot(results: list[Result], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring, per run")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured, per run")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured, per run (0: none)")
+    parser.add_argument(
+        "--spread-writes", type=int, default=20_000,
+        help="records written on the 3-node cluster to show where the time log's writes land (0: none)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
     started = time.monotonic()
     results: list[Result] = []
+    spread_text = None
     try:
         for nodes in TOPOLOGIES:
+            if args.duration <= 0 and nodes != SPREAD_NODES:
+                continue
             print(f"{nodes} node(s): starting Cassandra and the recorder", flush=True)
-            results += bench_topology(nodes, work_dir, args.warmup, args.duration)
+            runs, text = bench_topology(
+                nodes, work_dir, args.warmup, args.duration, args.spread_writes if nodes == SPREAD_NODES else 0
+            )
+            results += runs
+            spread_text = text or spread_text
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    text = table(results)
-    print(f"\nRecord through gRPC, image {len(IMAGE)} bytes, {args.duration:.0f} s per run "
-          f"({time.monotonic() - started:.0f} s in all):\n\n{text}\n")  # fmt: skip
-    (OUT / "recorder.md").write_text(text + "\n")
-    plot(results, OUT / "recorder.png")
-    print(f"wrote {OUT / 'recorder.md'} and {OUT / 'recorder.png'}")
+    if results:
+        text = table(results)
+        print(f"\nRecord through gRPC, image {len(IMAGE)} bytes, {args.duration:.0f} s per run "
+              f"({time.monotonic() - started:.0f} s in all):\n\n{text}\n")  # fmt: skip
+        (OUT / "recorder.md").write_text(text + "\n")
+        plot(results, OUT / "recorder.png")
+        print(f"wrote {OUT / 'recorder.md'} and {OUT / 'recorder.png'}")
+    if spread_text:
+        print(f"\nWhere the time log's writes land:\n\n{spread_text}\n")
+        (OUT / "recorder-spread.md").write_text(spread_text + "\n")
+        print(f"wrote {OUT / 'recorder-spread.md'}")
     return 0
 
 
