@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 
 from services.gateway import problems, recognitions, tokens
 from services.gateway.backends import Backends
+from services.gateway.coalescing import Coalescer
 from services.gateway.config import Config
 from services.gateway.http_metrics import HttpMetrics
 from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
@@ -23,7 +24,11 @@ def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         # gRPC channels belong to the event loop they are made on: uvicorn's, so made here.
-        app.state.backends = Backends(config)
+        app.state.backends = backends = Backends(config)
+        # Uploads reach the recognizer through it: concurrent ones share calls.
+        app.state.recognizer = Coalescer(
+            backends.recognizer, config.recognize_timeout_seconds, max_calls=config.recognize_max_calls
+        )
         yield
         await app.state.backends.close()
 

@@ -89,7 +89,7 @@ def to_problem(exc: grpc.aio.AioRpcError, dependency: str) -> Problem:
     which dependency failed, never its internals, which go to the log."""
     code, reason = exc.code(), errors.reason_of(exc)
     if reason in _CLIENT_REASONS:
-        return Problem(_CLIENT_REASONS[reason], exc.details() or reason)
+        return client_problem(reason, exc.details() or reason, dependency)
     log.warning(
         "dependency call failed",
         extra={"dependency": dependency, "code": code.name, "reason": reason, "details": exc.details()},
@@ -97,6 +97,15 @@ def to_problem(exc: grpc.aio.AioRpcError, dependency: str) -> Problem:
     if code in _RETRYABLE:
         return Problem("dependency-unavailable", f"the {dependency} is unavailable; retry shortly", retry_after=1)
     return Problem("dependency-failed", f"the {dependency} could not answer ({code.name}{': ' + reason if reason else ''})")
+
+
+def client_problem(reason: str, message: str, dependency: str) -> Problem:
+    """The problem for a failure a service says is in the client's input (an ``ImageError`` of
+    RecognizeBatch, or the ErrorInfo of a failed call)."""
+    if reason in _CLIENT_REASONS:
+        return Problem(_CLIENT_REASONS[reason], message or reason)
+    log.warning("unknown failure reason", extra={"dependency": dependency, "reason": reason, "details": message})
+    return Problem("dependency-failed", f"the {dependency} could not answer ({reason})")
 
 
 def _service_config(retry_service: str | None = None) -> str:

@@ -22,6 +22,9 @@ class Config:
     recognize_timeout_seconds: float = 5.0  # GATEWAY_RECOGNIZE_TIMEOUT_SECONDS
     record_timeout_seconds: float = 10.0  # GATEWAY_RECORD_TIMEOUT_SECONDS
     read_timeout_seconds: float = 5.0  # GATEWAY_READ_TIMEOUT_SECONDS
+    # Calls to the recognizer in flight at once from this process; uploads arriving meanwhile
+    # wait and share the next call (RecognizeBatch). See coalescing.py.
+    recognize_max_calls: int = 4  # GATEWAY_RECOGNIZE_MAX_CALLS
     # GET /v1/recognitions: items per page when `limit` is not given, and the largest `limit`.
     default_page_size: int = 20  # GATEWAY_DEFAULT_PAGE_SIZE
     max_page_size: int = 100  # GATEWAY_MAX_PAGE_SIZE

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from digits.trailers import REPLAYED as REPLAYED_TRAILER
-from digits.v1 import recognizer_pb2, recorder_pb2
+from digits.v1 import recorder_pb2
 from services.gateway import auth, problems
 from services.gateway.backends import Backends, call
 from services.gateway.config import Config
@@ -88,12 +88,7 @@ def router(config: Config) -> APIRouter:
             )
         image = await upload.read()
         UPLOAD_PARSE_SECONDS.observe(time.perf_counter() - started)
-        answer = await call(
-            "recognizer",
-            backends.recognizer.Recognize,
-            recognizer_pb2.RecognizeRequest(image=image, content_type=upload.content_type or ""),
-            config.recognize_timeout_seconds,
-        )
+        answer = await request.app.state.recognizer.recognize(image, upload.content_type or "")
         trailers: dict[str, str] = {}
         stored = await call(
             "recorder",

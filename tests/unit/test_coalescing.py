@@ -1,0 +1,136 @@
+"""The gateway's coalescing of uploads into RecognizeBatch calls, against a small fake
+recognizer stub (in-process, no gRPC): who gets which answer, and when calls are shared."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from digits.v1 import recognizer_pb2
+from services.gateway.coalescing import Coalescer
+from services.gateway.problems import Problem
+
+
+class FakeRecognizer:
+    """Recognize / RecognizeBatch that answer the digit written as the image's first byte
+    (b"x" is not an image), after ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.01) -> None:
+        self.delay = delay
+        self.calls: list[int] = []  # images per call
+
+    @staticmethod
+    def _answer(image: bytes) -> recognizer_pb2.RecognizeBatchResult:
+        if image == b"x":
+            return recognizer_pb2.RecognizeBatchResult(
+                error=recognizer_pb2.ImageError(reason="NOT_AN_IMAGE", message="not an image")
+            )
+        digit = image[0] - ord("0")
+        return recognizer_pb2.RecognizeBatchResult(recognition=recognizer_pb2.RecognizeResponse(digit=digit))
+
+    def Recognize(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+        async def answer():  # type: ignore[no-untyped-def]
+            self.calls.append(1)
+            await asyncio.sleep(self.delay)
+            result = self._answer(request.image)
+            assert result.HasField("recognition"), "the fake answers single bad images only in batches"
+            return result.recognition
+
+        return answer()
+
+    def RecognizeBatch(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+        async def answer():  # type: ignore[no-untyped-def]
+            self.calls.append(len(request.images))
+            await asyncio.sleep(self.delay)
+            return recognizer_pb2.RecognizeBatchResponse(results=[self._answer(i) for i in request.images])
+
+        return answer()
+
+
+async def _gather(coalescer: Coalescer, images: list[bytes]) -> list[object]:
+    return await asyncio.gather(*(coalescer.recognize(i, "image/png") for i in images), return_exceptions=True)
+
+
+def test_a_lone_upload_is_sent_at_once_as_a_plain_recognize():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        answer = await Coalescer(fake, timeout=5).recognize(b"7", "image/png")
+        return fake, answer
+
+    fake, answer = asyncio.run(scenario())
+    assert answer.digit == 7 and fake.calls == [1]
+
+
+def test_concurrent_uploads_share_calls_and_each_gets_its_own_answer():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        images = [str(i % 10).encode() for i in range(40)]
+        images[5] = b"x"
+        return fake, images, await _gather(Coalescer(fake, timeout=5, max_calls=2), images)
+
+    fake, images, answers = asyncio.run(scenario())
+    for image, answer in zip(images, answers):
+        if image == b"x":
+            assert isinstance(answer, Problem) and answer.slug == "not-an-image"
+        else:
+            assert answer.digit == int(image)  # type: ignore[union-attr]
+    assert sum(fake.calls) == 40
+    assert len(fake.calls) < 40 and max(fake.calls) > 1  # calls were shared
+    assert fake.calls[:2] == [1, 1]  # the first two did not wait for company
+
+
+def test_a_batch_is_bounded_by_images_and_bytes():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        coalescer = Coalescer(fake, timeout=5, max_calls=1, max_images=8, max_bytes=3000)
+        images = [b"1" * 1000 for _ in range(12)]
+        await _gather(coalescer, images)
+        return fake
+
+    fake = asyncio.run(scenario())
+    assert max(fake.calls) <= 3 and sum(fake.calls) == 12
+
+
+def test_an_upload_that_waited_past_its_deadline_is_answered_503_without_being_sent():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer(delay=0.3)
+        return fake, await _gather(Coalescer(fake, timeout=0.1, max_calls=1), [b"1", b"2", b"3"])
+
+    fake, answers = asyncio.run(scenario())
+    assert fake.calls == [1]  # only the first was sent
+    for late in answers[1:]:
+        assert isinstance(late, Problem) and late.slug == "dependency-unavailable" and late.retry_after == 1
+
+
+def test_a_failed_call_fails_each_of_its_uploads_with_a_problem_of_its_own():
+    class Down(FakeRecognizer):
+        def RecognizeBatch(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+            import grpc
+
+            async def fail():  # type: ignore[no-untyped-def]
+                self.calls.append(len(request.images))
+                raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+            return fail()
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        return await _gather(Coalescer(Down(), timeout=5, max_calls=1), [b"1", b"2", b"3", b"4"])
+
+    answers = asyncio.run(scenario())
+    problems = [a for a in answers[1:] if isinstance(a, Problem)]
+    assert problems and all(p.slug == "dependency-unavailable" for p in problems)
+    assert len({id(p) for p in problems}) == len(problems)
+
+
+@pytest.mark.parametrize("max_calls", [1, 4])
+def test_no_upload_is_left_waiting(max_calls: int):
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer(delay=0.001)
+        coalescer = Coalescer(fake, timeout=5, max_calls=max_calls)
+        answers = []
+        for _ in range(5):  # waves: queued uploads must be picked up when calls return
+            answers += await asyncio.wait_for(_gather(coalescer, [b"3"] * 17), 5)
+        return answers
+
+    assert all(a.digit == 3 for a in asyncio.run(scenario()))  # type: ignore[union-attr]
