@@ -84,8 +84,8 @@ def test_first_run_replaces_the_default_superuser_and_grants_the_recorder_its_ke
 
     cluster, session = _session(RECORDER, RECORDER_PASSWORD)
     try:
-        session.execute(f"INSERT INTO {KEYSPACE}.user_months (user, month) VALUES ('ada', '2026-11-01')")
-        assert session.execute(f"SELECT month FROM {KEYSPACE}.user_months WHERE user = 'ada'").one()
+        session.execute(f"INSERT INTO {KEYSPACE}.user_days (user, day) VALUES ('ada', '2026-11-01')")
+        assert session.execute(f"SELECT day FROM {KEYSPACE}.user_days WHERE user = 'ada'").one()
         for forbidden in (
             f"DROP TABLE {KEYSPACE}.images",
             "CREATE KEYSPACE elsewhere WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",

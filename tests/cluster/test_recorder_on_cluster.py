@@ -88,11 +88,12 @@ def test_paging_returns_every_record_once_newest_first(stub, cql):
             break
     assert pages == 3
     assert [r.id for r in listed] == [s.id for s in sorted(stored, key=lambda r: r.received_at.ToDatetime(), reverse=True)]
-    # The independent client sees the same history in the two month partitions.
-    months = cql.execute(f"SELECT month FROM {KEYSPACE}.user_months WHERE user = %s", [user]).all()
-    assert len(months) == 2
-    rows = [r for m in months for r in cql.execute(
-        f"SELECT id FROM {KEYSPACE}.recognitions_by_user WHERE user = %s AND month = %s", [user, m.month])]  # fmt: skip
+    # The independent client sees the same history in the day partitions (two, or three if the
+    # seconds crossed a midnight).
+    days = cql.execute(f"SELECT day FROM {KEYSPACE}.user_days WHERE user = %s", [user]).all()
+    assert {str(d.day) for d in days} == {m.date().isoformat() for m in moments}
+    rows = [r for d in days for r in cql.execute(
+        f"SELECT id FROM {KEYSPACE}.recognitions_by_user_day WHERE user = %s AND day = %s", [user, d.day])]  # fmt: skip
     assert [str(r.id) for r in rows] == [r.id for r in listed]
 
 
@@ -101,8 +102,8 @@ def test_a_retry_returns_the_same_id_and_stores_one_record(stub, cql):
     request = record_request(user=user)
     ids = {stub.Record(request, timeout=10).id for _ in range(3)}
     assert len(ids) == 1
-    month = datetime.now(timezone.utc).date().replace(day=1)
-    rows = cql.execute(f"SELECT id FROM {KEYSPACE}.recognitions_by_user WHERE user = %s AND month = %s", [user, month])
+    day = request.recognition.received_at.ToDatetime().date()
+    rows = cql.execute(f"SELECT id FROM {KEYSPACE}.recognitions_by_user_day WHERE user = %s AND day = %s", [user, day])
     assert [str(r.id) for r in rows] == list(ids)
 
 
