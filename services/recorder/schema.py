@@ -15,7 +15,7 @@ Tables (``<ks>`` is the configured keyspace):
   transaction, kept for a day (TTL).
 - ``tokens``: the SHA-256 of each user token an admin issued, and whose it is.
 - ``data_migrations``: which one-off copies of data (see ``legacy.py``) have finished.
-- Legacy, no longer written or read: ``recognitions_by_day`` (partition = day),
+- Legacy, no longer written or listed: ``recognitions_by_day`` (partition = day),
   ``recognitions_by_user`` (partition = (user, month)) and ``user_months``. ``legacy.py``
   copies their rows into the tables above once. They are kept, not dropped, so that a rollback
   still finds its data and nothing is lost if the copy is interrupted; a deletion still removes
@@ -28,12 +28,13 @@ below ~100 MB, ideally ~100k rows):
   replicas whatever the cluster's size, and grew with the total rate (86 M rows a day at 1,000
   uploads/s). Now a record goes to hour ``hour_of(received_at)`` and shard ``shard_of(id)``, a
   hash of its id mod ``SHARDS`` = 32. The design rate is 1,000 uploads/s: 3.6 M rows an hour,
-  112k rows (~28 MB) a partition; a partition stays below 100 MB up to ~3,500 uploads/s. At any
-  moment writes go to 32 partitions at random places on the ring, so they spread over every
-  node of a cluster of up to ~16 nodes (with RF 3 a node of 16 misses all 32 partitions with
-  probability (13/16)^32 ~ 0.1%), and a new hour moves them elsewhere. Fewer shards leave
-  partitions past 100k rows at the design rate; more would only add queries to a listing:
-  reading an hour merges its shards (see ``listing.py``). Day buckets would need ~860 shards.
+  112k rows (~28 MB) a partition; a partition stays below 100 MB up to ~3,500 uploads/s (and
+  below 100k rows up to ~900/s). At any moment writes go to 32 partitions at random places on
+  the ring, so they spread over every node of a cluster of up to ~16 nodes (with RF 3 a node of
+  16 misses all 32 partitions with probability (13/16)^32 ~ 0.1%), and a new hour moves them
+  elsewhere. Fewer shards leave partitions past 100k rows at the design rate; more would only
+  add queries to a listing: reading an hour merges its shards (see ``listing.py``). Day buckets
+  would need ~860 shards.
 - **Empty hours cost nothing.** ``recognition_hours`` lists the (hour, shard) partitions that
   exist, so a window listing reads one index partition per day (at most 32 days) and then only
   partitions that hold records. Each recorder process writes an index row in the batch of the
