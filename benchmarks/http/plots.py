@@ -86,7 +86,8 @@ def rss(overload: OverloadResult, path: Path) -> None:
     for name in samples[0][1] if samples else []:
         ax.plot([t for t, _ in samples], [s[name] / MB for _, s in samples], label=name)
     ax.set_xlabel("seconds into the overload case")
-    ax.set_ylabel("RSS of the process tree, MB")
+    ax.set_yscale("log")  # Cassandra is ten times the size of the services
+    ax.set_ylabel("RSS of the process tree, MB (log)")
     ax.set_title(f"RSS at concurrency {overload.concurrency}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
