@@ -39,7 +39,9 @@ def create_app(config: Config) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
-    app.add_middleware(ConcurrencyLimit, max_requests=config.max_concurrent_requests)
+    app.add_middleware(
+        ConcurrencyLimit, max_requests=config.max_concurrent_requests, hold_seconds=config.overload_hold_seconds
+    )
     problems.install(app)
 
     app.add_middleware(HttpMetrics)

@@ -31,6 +31,9 @@ class Config:
     max_upload_bytes: int = 10 * 1024 * 1024  # GATEWAY_MAX_UPLOAD_BYTES: the whole request body
     # API requests handled at once by one gateway process; more get an immediate 503. 0: no bound.
     max_concurrent_requests: int = 256  # GATEWAY_MAX_CONCURRENT_REQUESTS
+    # How long a refusal (503) is held before it is sent: it costs no CPU, and stops clients
+    # that retry at once from starving the admitted requests (see limits.py). 0: at once.
+    overload_hold_seconds: float = 0.25  # GATEWAY_OVERLOAD_HOLD_SECONDS
     # Proxies whose X-Forwarded-For is believed (the ingress controller in a cluster).
     forwarded_allow_ips: str = "127.0.0.1"  # GATEWAY_FORWARDED_ALLOW_IPS
     grace_seconds: float = 10.0  # GATEWAY_GRACE_SECONDS: in-flight requests finish within this on SIGTERM

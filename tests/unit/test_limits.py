@@ -57,3 +57,58 @@ def test_past_the_limit_a_request_gets_an_immediate_503_problem_and_health_is_ex
     problem = json.loads(body["body"])
     assert problem["type"] == "/problems/overloaded" and problem["request_id"] == "r1"
     assert active == 0
+
+
+def _refusals(hold: float, extra: int) -> tuple[list[float], int]:
+    """With one request in flight, ``extra`` more at once: each refusal's delay, and the most
+    refusals held at one time."""
+
+    async def run() -> tuple[list[float], int]:
+        release = asyncio.Event()
+
+        async def slow_app(scope, receive, send):  # type: ignore[no-untyped-def]
+            await release.wait()
+
+        limited = ConcurrencyLimit(slow_app, max_requests=1, hold_seconds=hold)
+        busy = asyncio.create_task(limited(scope(), None, _ignore))
+        await asyncio.sleep(0)
+        delays: list[float] = []
+        most_held = 0
+
+        async def refused() -> None:
+            nonlocal most_held
+            start = asyncio.get_running_loop().time()
+            sent: list[dict] = []
+
+            async def send(message):  # type: ignore[no-untyped-def]
+                sent.append(message)
+
+            task = asyncio.create_task(limited(scope(), None, send))
+            await asyncio.sleep(0)
+            most_held = max(most_held, limited.held)
+            await task
+            assert sent[0]["status"] == 503
+            delays.append(asyncio.get_running_loop().time() - start)
+
+        await asyncio.gather(*(refused() for _ in range(extra)))
+        release.set()
+        await busy
+        return delays, most_held
+
+    return asyncio.run(run())
+
+
+async def _ignore(message):  # type: ignore[no-untyped-def]
+    pass
+
+
+def test_a_refusal_is_held_before_it_is_sent_so_instant_retries_cannot_storm_the_gateway():
+    delays, most_held = _refusals(hold=0.2, extra=3)
+    assert all(0.19 <= d < 1.0 for d in delays), delays
+    assert most_held == 3
+
+
+def test_at_most_four_times_the_limit_are_held_the_rest_are_refused_at_once():
+    delays, most_held = _refusals(hold=0.2, extra=10)
+    assert most_held == 4  # 4 × max_requests (1)
+    assert sum(d < 0.1 for d in delays) == 6
