@@ -99,6 +99,10 @@ class Coalescer:
                 await self._one(batch[0], timeout)
             else:
                 await self._many(batch, timeout)
+        except Exception as exc:  # a bug, not a failed call: each waiter raises it (a logged 500)
+            for upload in batch:
+                if not upload.answer.done():
+                    upload.answer.set_exception(exc)
         finally:
             self._in_flight -= 1
             self._dispatch()

@@ -25,7 +25,8 @@ from digits import logs
 from digits.config import describe
 from services.recorder import legacy, roles, schema
 from services.recorder.config import Config
-from services.recorder.store import RecognitionStore, connect
+from services.recorder.session import connect
+from services.recorder.store import RecognitionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 
 from services.recorder.config import Config
-from services.recorder.store import connect
+from services.recorder.session import connect
 
 log = logging.getLogger(__name__)
 

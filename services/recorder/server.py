@@ -40,7 +40,8 @@ from services.recorder.requests import (
     list_query,
 )
 from services.recorder.records import Claim, Page, Record
-from services.recorder.store import RecognitionStore, connect
+from services.recorder.session import connect
+from services.recorder.store import RecognitionStore
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut, WriteTimeout, WriteType
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
+from cassandra.cluster import ResponseFuture, Session
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.recorder import schema
 from services.recorder.config import Config
@@ -93,37 +91,6 @@ def _result(future: ResponseFuture) -> asyncio.Future:
 
     future.add_callbacks(resolve, fail)
     return done
-
-
-def connect(config: Config) -> tuple[Cluster, Session]:
-    """Open a session (blocking). Token-aware routing sends each write straight to a replica."""
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_datacenter)),
-        request_timeout=config.request_timeout_seconds,
-        row_factory=dict_factory,
-    )
-    auth = (
-        PlainTextAuthProvider(config.cassandra_username, config.cassandra_password)
-        if config.cassandra_username
-        else None
-    )
-    cluster = Cluster(
-        contact_points=list(config.cassandra_hosts),
-        port=config.cassandra_port,
-        auth_provider=auth,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
-        connect_timeout=5,
-        # Nodes that restart are back in use within seconds (the default waits up to 10 min).
-        reconnection_policy=ExponentialReconnectionPolicy(0.5, config.reconnect_max_seconds),
-        # Not wait_for_ready: a down cluster must turn into a prompt UNAVAILABLE.
-        control_connection_timeout=5,
-    )
-    try:
-        return cluster, cluster.connect()
-    except BaseException:
-        cluster.shutdown()
-        raise
 
 
 def _batch_log_failed(exc: Exception) -> bool:

@@ -134,3 +134,16 @@ def test_no_upload_is_left_waiting(max_calls: int):
         return answers
 
     assert all(a.digit == 3 for a in asyncio.run(scenario()))  # type: ignore[union-attr]
+
+
+def test_a_bug_in_the_call_reaches_every_waiter_instead_of_leaving_them_waiting():
+    class Broken(FakeRecognizer):
+        def RecognizeBatch(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+            raise RuntimeError("a bug")
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        return await asyncio.wait_for(_gather(Coalescer(Broken(), timeout=5, max_calls=1), [b"1", b"2", b"3"]), 5)
+
+    answers = asyncio.run(scenario())
+    assert answers[0].digit == 1  # type: ignore[union-attr]
+    assert all(isinstance(a, RuntimeError) for a in answers[1:])
