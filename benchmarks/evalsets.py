@@ -254,10 +254,24 @@ def _fonts(size: int) -> list[tuple[str, ImageFont.FreeTypeFont | ImageFont.Imag
     ]
     for path in font_files():
         try:
-            fonts.append((path.stem, ImageFont.truetype(str(path), size)))
+            font = ImageFont.truetype(str(path), size)
         except OSError:  # a font Pillow cannot read is not a reason to fail the evaluation
             continue
+        if _has_digits(font):
+            fonts.append((path.stem, font))
     return fonts
+
+
+def _has_digits(font: ImageFont.FreeTypeFont) -> bool:
+    """Whether the font draws ten different digits: an icon font (a web page's glyph font,
+    installed with some packages) draws one placeholder box for all of them, and would be
+    scored as if a box were a digit."""
+    shapes = set()
+    for digit in "0123456789":
+        canvas = Image.new("L", (128, 128))
+        ImageDraw.Draw(canvas).text((16, 8), digit, fill=255, font=font)
+        shapes.add(canvas.tobytes())
+    return len(shapes) == 10
 
 
 def printed_digits(seed: int = 0, per_font: int = 10) -> Iterator[Upload]:
