@@ -27,7 +27,10 @@ def create_app(config: Config) -> FastAPI:
         app.state.backends = backends = Backends(config)
         # Uploads reach the recognizer through it: concurrent ones share calls.
         app.state.recognizer = Coalescer(
-            backends.recognizer, config.recognize_timeout_seconds, max_calls=config.recognize_max_calls
+            backends.recognizer,
+            config.recognize_timeout_seconds,
+            max_calls=config.recognize_max_calls,
+            max_images=config.recognize_max_batch,
         )
         yield
         await app.state.backends.close()

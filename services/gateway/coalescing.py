@@ -56,20 +56,31 @@ class Coalescer:
         self._max_bytes = max_bytes
         self._queue: deque[_Upload] = deque()
         self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced, so none is collected mid-call
 
     async def recognize(self, image: bytes, content_type: str) -> recognizer_pb2.RecognizeResponse:
         """The recognizer's answer for ``image``; its failure as a Problem."""
         upload = _Upload(image, content_type, time.monotonic() + self._timeout)
         self._queue.append(upload)
         self._dispatch()
-        return await upload.answer
+        # Its own deadline, whatever the call it shares allows the others.
+        try:
+            return await asyncio.wait_for(asyncio.shield(upload.answer), self._timeout)
+        except TimeoutError:
+            upload.answer.cancel()  # not sent if still queued; its late answer is dropped
+            raise _busy() from None
+        except asyncio.CancelledError:  # the client went away
+            upload.answer.cancel()
+            raise
 
     def _dispatch(self) -> None:
         while self._queue and self._in_flight < self._max_calls:
             batch = self._take()
             if batch:
                 self._in_flight += 1
-                asyncio.get_running_loop().create_task(self._send(batch))
+                task = asyncio.get_running_loop().create_task(self._send(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[_Upload]:
         batch: list[_Upload] = []
@@ -83,9 +94,7 @@ class Coalescer:
             if upload.answer.done():  # the client went away
                 continue
             if upload.deadline <= now:
-                upload.answer.set_exception(
-                    Problem("dependency-unavailable", "the recognizer is too busy; retry shortly", retry_after=1)
-                )
+                upload.answer.set_exception(_busy())
                 continue
             batch.append(upload)
             size += len(upload.image)
@@ -94,7 +103,9 @@ class Coalescer:
     async def _send(self, batch: list[_Upload]) -> None:
         try:
             BATCH_SIZE.observe(len(batch))
-            timeout = max(0.0, min(u.deadline for u in batch) - time.monotonic())
+            # The latest deadline: an upload near its own end must not cut the call short for
+            # the others; each waiter stops waiting at its own deadline (recognize()).
+            timeout = max(0.0, max(u.deadline for u in batch) - time.monotonic())
             if len(batch) == 1:
                 await self._one(batch[0], timeout)
             else:
@@ -103,6 +114,11 @@ class Coalescer:
             for upload in batch:
                 if not upload.answer.done():
                     upload.answer.set_exception(exc)
+        except BaseException:  # cancelled (the channel closing at shutdown): no waiter is left hanging
+            for upload in batch:
+                if not upload.answer.done():
+                    upload.answer.set_exception(_busy())
+            raise
         finally:
             self._in_flight -= 1
             self._dispatch()
@@ -132,6 +148,10 @@ class Coalescer:
                 _settle(upload, client_problem(result.error.reason, result.error.message, "recognizer"))
             else:
                 _settle(upload, result.recognition)
+
+
+def _busy() -> Problem:
+    return Problem("dependency-unavailable", "the recognizer is too busy; retry shortly", retry_after=1)
 
 
 def _settle(upload: _Upload, outcome: recognizer_pb2.RecognizeResponse | Problem) -> None:

@@ -25,6 +25,8 @@ class Config:
     # Calls to the recognizer in flight at once from this process; uploads arriving meanwhile
     # wait and share the next call (RecognizeBatch). See coalescing.py.
     recognize_max_calls: int = 4  # GATEWAY_RECOGNIZE_MAX_CALLS
+    # Uploads in one such call: at most the recognizer's RECOGNIZER_MAX_IMAGES_PER_CALL (256).
+    recognize_max_batch: int = 32  # GATEWAY_RECOGNIZE_MAX_BATCH
     # GET /v1/recognitions: items per page when `limit` is not given, and the largest `limit`.
     default_page_size: int = 20  # GATEWAY_DEFAULT_PAGE_SIZE
     max_page_size: int = 100  # GATEWAY_MAX_PAGE_SIZE

@@ -53,6 +53,10 @@ REJECTED = Counter("digits_recognizer_rejected_images_total", "Uploads refused, 
 MODEL_INFO = Gauge("digits_recognizer_model_info", "The loaded model (value 1).", ["version"])
 
 
+class PreprocessingFailed(preprocess.ImageError):
+    """Preprocessing raised something unexpected: our fault (INTERNAL), not the image's."""
+
+
 class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -122,6 +126,9 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             except preprocess.ImageError as exc:
                 REJECTED.labels(exc.reason).inc()
                 fields.append(exc)
+            except Exception:  # a bug: it fails this image alone, not the others of the call
+                log.exception("preprocessing failed", extra={"image_bytes": len(data)})
+                fields.append(PreprocessingFailed("PREPROCESSING_FAILED", "the image could not be processed (a server error)"))
         return fields
 
     async def _fields(self, images: Sequence[bytes]) -> list[np.ndarray | preprocess.ImageError]:
@@ -155,6 +162,8 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
     async def Recognize(self, request, context):  # type: ignore[no-untyped-def]
         model, batcher = await self._ready(context)
         (field,) = await self._fields([request.image])
+        if isinstance(field, PreprocessingFailed):
+            await errors.abort(context, grpc.StatusCode.INTERNAL, field.reason, str(field))
         if isinstance(field, preprocess.ImageError):
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, field.reason, str(field))
         (probabilities,) = await self._classify(batcher, [field], context)

@@ -147,3 +147,24 @@ def test_a_bug_in_the_call_reaches_every_waiter_instead_of_leaving_them_waiting(
     answers = asyncio.run(scenario())
     assert answers[0].digit == 1  # type: ignore[union-attr]
     assert all(isinstance(a, RuntimeError) for a in answers[1:])
+
+
+def test_a_cancelled_call_settles_its_waiters_and_a_departed_client_is_not_sent():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer(delay=0.2)
+        coalescer = Coalescer(fake, timeout=5, max_calls=1)
+        first = asyncio.create_task(coalescer.recognize(b"1", "image/png"))
+        gone = asyncio.create_task(coalescer.recognize(b"2", "image/png"))
+        waiting = asyncio.create_task(coalescer.recognize(b"3", "image/png"))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # its client disconnected while it queued
+        await asyncio.sleep(0.01)
+        for task in list(coalescer._tasks):
+            task.cancel()  # the call in flight is cancelled (the channel closing)
+        first_outcome = await asyncio.gather(first, return_exceptions=True)
+        answer = await asyncio.wait_for(waiting, 5)
+        return fake, first_outcome[0], answer
+
+    fake, first, answer = asyncio.run(scenario())
+    assert isinstance(first, Problem) and first.slug == "dependency-unavailable"
+    assert answer.digit == 3 and fake.calls == [1, 1]  # "2" was never sent
