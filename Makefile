@@ -10,6 +10,8 @@ PY      := $(VENV)/bin/python
 MNIST   ?= ../shared/mnist
 STAMP   := $(VENV)/.installed
 REQS    := requirements-dev.txt services/recognizer/requirements.txt services/recognizer/requirements-train.txt services/recorder/requirements.txt services/gateway/requirements.txt
+# The client package and its `digits` CLI (clients/python), with the stubs it ships.
+REQS    += clients/python/pyproject.toml clients/python/hatch_build.py $(wildcard digits/v1/*.py*)
 
 .PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench bench-recognizer bench-recorder clean
 
@@ -32,6 +34,7 @@ $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e clients/python
 	touch $@
 
 deps: $(STAMP)
