@@ -43,7 +43,7 @@ deps: $(STAMP)
 cassandra: $(STAMP)
 	$(PY) -m scripts.cassandra install
 
-# helm, kwok, kubeconform, kube-score, a Kubernetes control plane and promtool, built from the
+# helm, kwok, kubeconform, kube-score, buf, a Kubernetes control plane and promtool, built from the
 # Go module proxy and Debian into ~/.cache/digits-tools (a no-op once cached; ~8 min cold).
 kube-tools: $(STAMP)
 	$(PY) -m scripts.kube tools >/dev/null

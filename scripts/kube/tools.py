@@ -35,6 +35,8 @@ GO_TOOLS: dict[str, tuple[str, str]] = {
     "kube-score": ("github.com/zegl/kube-score/cmd/kube-score", "v1.20.0"),
     # Only to validate k8s/kind-config.yaml: no cluster is created here (no container engine).
     "kind": ("sigs.k8s.io/kind", "v0.33.0"),
+    # The gRPC contract's lint and breaking-change check (scripts/contract.py, tests/contract).
+    "buf": ("github.com/bufbuild/buf/cmd/buf", "v1.75.0"),
 }
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
 
