@@ -1,16 +1,34 @@
-"""Building Recorder requests in tests (integration and cluster suites share these)."""
+"""Building Recorder requests in tests, and running a recorder for them (integration and
+cluster suites share these)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from digits.v1 import recorder_pb2
-from tests.helpers import DATA
+from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from services.recorder.config import Config
+from services.recorder.server import build
+from tests.helpers import DATA, ServiceThread, with_token
 
 SEVEN = (DATA / "seven.png").read_bytes()
+
+
+@contextmanager
+def admin_stub(config: Config) -> Iterator[recorder_pb2_grpc.RecorderStub]:
+    """A recorder with ``config`` running in this process, and a stub to it with the admin token."""
+    service = ServiceThread(build(config)).start()
+    try:
+        service.wait_ready()
+        with grpc.insecure_channel(service.address) as channel:
+            yield recorder_pb2_grpc.RecorderStub(with_token(channel))
+    finally:
+        service.stop()
 
 
 def timestamp(moment: datetime | None = None) -> Timestamp:

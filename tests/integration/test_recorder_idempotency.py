@@ -12,13 +12,11 @@ import grpc
 import pytest
 
 from digits import errors, trailers
-from digits.v1 import recorder_pb2_grpc
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
-from services.recorder.server import build
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
-from tests.recording import SEVEN, record_request
+from tests.helpers import TEST_ADMIN_TOKEN
+from tests.recording import admin_stub, SEVEN, record_request
 
 KEYSPACE = "digits_idem"
 
@@ -26,11 +24,8 @@ KEYSPACE = "digits_idem"
 @pytest.fixture(scope="module")
 def stub(cassandra):
     config = Config(host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,), keyspace=KEYSPACE, replication_factor=1, admin_token=TEST_ADMIN_TOKEN)  # noqa: E501
-    service = ServiceThread(build(config)).start()
-    service.wait_ready()
-    with grpc.insecure_channel(service.address) as channel:
-        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
-    service.stop()
+    with admin_stub(config) as stub:
+        yield stub
 
 
 def record(stub, key: str, **overrides):  # type: ignore[no-untyped-def]

@@ -7,20 +7,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import grpc
 import pytest
 from cassandra.concurrent import execute_concurrent_with_args
 
-from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from digits.v1 import recorder_pb2
 from services.recorder import legacy, migrate, schema
 from services.recorder.config import Config
 from services.recorder.ids import record_id
 from services.recorder.listing import timeuuid_key
-from services.recorder.server import build
 from services.recorder.store import write_timestamp
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
-from tests.recording import SEVEN, timestamp
+from tests.helpers import TEST_ADMIN_TOKEN
+from tests.recording import admin_stub, SEVEN, timestamp
 
 KEYSPACE = f"digits_legacy_{uuid.uuid4().hex[:8]}"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -105,11 +103,8 @@ def old_deployment(cassandra, cql):
 def stub(old_deployment):
     config, _, _ = old_deployment
     migrate.migrate(config)  # what the Job runs
-    service = ServiceThread(build(config)).start()
-    service.wait_ready()
-    with grpc.insecure_channel(service.address) as channel:
-        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
-    service.stop()
+    with admin_stub(config) as stub:
+        yield stub
 
 
 def _window(stub, since: datetime, until: datetime, size: int = 100) -> list[recorder_pb2.Recognition]:  # type: ignore[no-untyped-def]

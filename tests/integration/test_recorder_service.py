@@ -19,8 +19,8 @@ from services.recorder import schema
 from services.recorder.config import Config
 from services.recorder.server import build
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, free_port, with_token
-from tests.recording import SEVEN, recognition, record_request, timestamp
+from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, free_port
+from tests.recording import admin_stub, SEVEN, recognition, record_request, timestamp
 
 KEYSPACE = "digits_it"
 TOKEN_KEY = "integration-test-page-token-key"
@@ -34,11 +34,8 @@ def stub(cassandra):
         keyspace=KEYSPACE, replication_factor=1, max_image_bytes=MAX_IMAGE, page_token_key=TOKEN_KEY,
         admin_token=TEST_ADMIN_TOKEN,
     )  # fmt: skip
-    service = ServiceThread(build(config)).start()
-    service.wait_ready()
-    with grpc.insecure_channel(service.address) as channel:
-        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
-    service.stop()
+    with admin_stub(config) as stub:
+        yield stub
 
 
 def record(stub, received_at: datetime | None = None, **overrides) -> recorder_pb2.Recognition:

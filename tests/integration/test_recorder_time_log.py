@@ -9,18 +9,16 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import grpc
 import pytest
 from cassandra.util import uuid_from_time
 
-from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from digits.v1 import recorder_pb2
 from services.recorder import paging, schema
 from services.recorder.config import Config
 from services.recorder.listing import timeuuid_key
-from services.recorder.server import build
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
-from tests.recording import record_request, timestamp
+from tests.helpers import TEST_ADMIN_TOKEN
+from tests.recording import admin_stub, record_request, timestamp
 
 KEYSPACE = "digits_time_log"
 TOKEN_KEY = "time-log-test-page-token-key"
@@ -32,11 +30,8 @@ def stub(cassandra):
         host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,), keyspace=KEYSPACE,
         replication_factor=1, page_token_key=TOKEN_KEY, admin_token=TEST_ADMIN_TOKEN, max_page_size=1000,
     )  # fmt: skip
-    service = ServiceThread(build(config)).start()
-    service.wait_ready()
-    with grpc.insecure_channel(service.address) as channel:
-        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
-    service.stop()
+    with admin_stub(config) as stub:
+        yield stub
 
 
 def listing(stub, page_size: int, **query) -> tuple[list[recorder_pb2.Recognition], list[int]]:  # type: ignore[no-untyped-def]
