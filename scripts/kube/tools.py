@@ -37,6 +37,9 @@ GO_TOOLS: dict[str, tuple[str, str]] = {
     "kind": ("sigs.k8s.io/kind", "v0.33.0"),
     # The gRPC contract's lint and breaking-change check (scripts/contract.py, tests/contract).
     "buf": ("github.com/bufbuild/buf/cmd/buf", "v1.75.0"),
+    # Go code from protos/, for the Go client example that tests/client builds and runs.
+    "protoc-gen-go": ("google.golang.org/protobuf/cmd/protoc-gen-go", "v1.36.12"),
+    "protoc-gen-go-grpc": ("google.golang.org/grpc/cmd/protoc-gen-go-grpc", "v1.6.2"),
 }
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
 
