@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from .errors import DigitsError, ProblemError, UnreachableError
 from .http_client import DEFAULT_URL, HttpClient
@@ -40,6 +40,11 @@ environment: DIGITS_URL (default {DEFAULT_URL}), DIGITS_TOKEN (a bearer token)""
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 err = Console(stderr=True, highlight=False)
+
+
+def _id_column() -> Column:
+    """An id is copied from the table into `digits label`: never shortened or wrapped."""
+    return Column("id", no_wrap=True, min_width=36)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -213,10 +218,11 @@ def _print_outcomes(outcomes: list[Outcome], fmt: str) -> None:
     if fmt == "csv":
         _csv(header, rows_out)
         return
-    table = Table("file", "answer", "confidence", "id", "problem")
+    with_ids = any(row[6] for row in rows_out)  # over gRPC nothing is stored: no ids
+    table = Table("file", "answer", "confidence", *([_id_column()] if with_ids else []), "problem")
     for row in rows_out:
         problem = f"[red]{row[7] or 'error'}[/red]: {row[8]}" if row[8] or row[7] else ""
-        table.add_row(row[0], row[1], row[4], row[6], problem)
+        table.add_row(row[0], row[1], row[4], *([row[6]] if with_ids else []), problem)
     Console().print(table)
 
 
@@ -236,12 +242,12 @@ def _history(args: argparse.Namespace) -> int:
         print(json.dumps({"items": [dict(i.raw) for i in items], "next_page_token": next_token}, indent=2))
         return OK
     header = ["id", "received_at", "user", "filename", "answer", "confidence", "model_version"]
-    rows = [[i.id or "", i.received_at.isoformat() if i.received_at else "", i.user, i.filename, i.text,
+    rows = [[i.id or "", i.received_at.isoformat(timespec="milliseconds") if i.received_at else "", i.user, i.filename, i.text,
              f"{i.confidence:.4f}", i.model_version] for i in items]  # fmt: skip
     if args.format == "csv":
         _csv(header, rows)
     else:
-        table = Table(*header[:6])
+        table = Table(_id_column(), "received_at", *header[2:6])
         for row in rows:
             table.add_row(*row[:6])
         Console().print(table)
