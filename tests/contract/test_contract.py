@@ -65,5 +65,5 @@ def test_the_breaking_check_catches_an_incompatible_edit(tmp_path, old, new, com
 
 
 def test_an_added_field_is_not_breaking(tmp_path):
-    done = contract.breaking(cwd=_edited_copy(tmp_path, "string model_version = 4;", "string model_version = 4;\n  string number = 99;"))
+    done = contract.breaking(cwd=_edited_copy(tmp_path, "string model_version = 4;", "string model_version = 4;\n  string added_by_this_test = 99;"))
     assert done.returncode == 0, _report(done)
