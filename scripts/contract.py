@@ -28,7 +28,9 @@ SNAPSHOT = ROOT / "protos" / "released" / "digits-v1.binpb"
 
 def buf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Run buf in ``cwd`` (a folder with buf.yaml); the result, whatever its exit code."""
-    return subprocess.run([str(tools.require("buf")), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(tools.require("buf")), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def lint(cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -45,8 +47,12 @@ def workspace_copy(destination: Path, ref: str | None = None) -> Path:
     if ref is None:
         shutil.copytree(ROOT / "protos", destination / "protos", ignore=shutil.ignore_patterns("released"))
     else:
-        archive = subprocess.run(["git", "archive", ref, "protos"], cwd=ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(destination), "--exclude=protos/released"], input=archive, check=True)
+        archive = subprocess.run(
+            ["git", "archive", ref, "protos"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        subprocess.run(
+            ["tar", "-x", "-C", str(destination), "--exclude=protos/released"], input=archive, check=True
+        )
     shutil.copy(ROOT / "buf.yaml", destination / "buf.yaml")
     return destination
 

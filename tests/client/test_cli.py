@@ -19,8 +19,14 @@ def test_help_for_everything_lists_the_exit_codes(digits, command):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["recognize"], ["recognize", "no/such/file.png"], ["label", "some-id", "10"], ["history", "--limit", "0"],
-     ["frobnicate"]],
+    [
+        [],
+        ["recognize"],
+        ["recognize", "no/such/file.png"],
+        ["label", "some-id", "10"],
+        ["history", "--limit", "0"],
+        ["frobnicate"],
+    ],
     ids=["no-command", "no-file", "missing-file", "digit-10", "limit-0", "unknown-command"],
 )
 def test_usage_errors_exit_2_before_calling_anything(digits, args):

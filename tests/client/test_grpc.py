@@ -8,8 +8,8 @@ import json
 import shutil
 
 import pytest
-
 from digits_client import GrpcClient, ProblemError, Recognition
+
 from tests.helpers import DATA
 
 SEVEN = (DATA / "seven.png").read_bytes()
@@ -37,19 +37,21 @@ def test_the_cli_recognises_a_folder_in_order_and_reports_the_bad_file(digits, r
     (tmp_path / "sub").mkdir()
     for name in ("a.png", "sub/c.png"):
         shutil.copy(DATA / "seven.png", tmp_path / name)
-    (tmp_path / "b.png").write_bytes(b"not an image")
+    (tmp_path / "[b].png").write_bytes(b"not an image")  # brackets: rich markup if mishandled
     (tmp_path / "notes.txt").write_text("not looked at: not an image suffix")
 
     run = digits("recognize", "--grpc", recognizer, "--json", tmp_path)
     assert run.code == 1, run  # one file failed
     rows = json.loads(run.out)
-    assert [r["file"] for r in rows] == [str(tmp_path / n) for n in ("a.png", "b.png", "sub/c.png")]
-    assert rows[0]["recognition"]["digit"] == 7 and rows[2]["recognition"]["digit"] == 7
-    assert rows[1]["problem"]["slug"] == "not-an-image" and rows[1]["problem"]["grpc_code"] == "INVALID_ARGUMENT"
+    assert [r["file"] for r in rows] == [str(tmp_path / n) for n in ("[b].png", "a.png", "sub/c.png")]
+    assert rows[1]["recognition"]["digit"] == 7 and rows[2]["recognition"]["digit"] == 7
+    assert (
+        rows[0]["problem"]["slug"] == "not-an-image" and rows[0]["problem"]["grpc_code"] == "INVALID_ARGUMENT"
+    )
     assert "2 recognised, 1 failed" in run.err
 
-    table = digits("recognize", "--grpc", recognizer, tmp_path)
-    assert table.code == 1 and "not-an-image" in table.out and "7" in table.out, table
+    table = digits("recognize", "--grpc", recognizer, tmp_path, env={"COLUMNS": "400"})  # no wrapped cells
+    assert table.code == 1 and "not-an-image" in table.out and "[b].png" in table.out, table
 
 
 def test_many_files_at_once_come_back_in_the_order_given(digits, recognizer, tmp_path):

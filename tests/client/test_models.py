@@ -39,9 +39,15 @@ def test_a_page_and_its_last_page():
 
 def test_a_problem_document_gives_its_slug_title_and_detail():
     body = {"type": "/problems/not-a-digit", "title": "The image shows no digit", "status": 422,
-            "detail": "it looks like a letter", "instance": "/v1/recognitions", "request_id": "r1"}  # fmt: skip
+            "detail": "it looks like a letter", "instance": "/v1/recognitions",
+            "request_id": "r1"}  # fmt: skip
     error = ProblemError.from_http(422, {"content-type": "application/problem+json"}, "", body)
-    assert (error.slug, error.title, error.detail, error.request_id) == ("not-a-digit", body["title"], body["detail"], "r1")
+    assert (error.slug, error.title, error.detail, error.request_id) == (
+        "not-a-digit",
+        body["title"],
+        body["detail"],
+        "r1",
+    )
     assert not (error.is_auth or error.is_unsupported or error.is_server_side)
 
 

@@ -8,8 +8,8 @@ import shutil
 import uuid
 
 import pytest
-
 from digits_client import GrpcClient, HttpClient, ProblemError
+
 from tests.helpers import DATA
 
 SEVEN = DATA / "seven.png"
@@ -131,12 +131,19 @@ def test_the_grpc_client_reads_what_the_gateway_stored(stack):
     with GrpcClient(recognizer=f"{c.bind}:{c.recognizer_port}", recorder=f"{c.bind}:{c.recorder_port}",
                     token=stack.admin_token) as client:  # fmt: skip
         again = client.get(stored.id)
-        assert (again.id, again.digit, again.user, again.filename) == (stored.id, 7, "grpc-reader", "seven.png")
+        assert (again.id, again.digit, again.user, again.filename) == (
+            stored.id,
+            7,
+            "grpc-reader",
+            "seven.png",
+        )
         assert again.received_at == stored.received_at
         assert stored.id in {r.id for r in client.history(user="grpc-reader").items}
         assert client.image(stored.id) == SEVEN.read_bytes()
         assert client.recognize(SEVEN.read_bytes()).digit == 7
-    with GrpcClient(recorder=f"{c.bind}:{c.recorder_port}") as anonymous:
-        with pytest.raises(ProblemError) as refused:
-            anonymous.get(stored.id)
+    with (
+        GrpcClient(recorder=f"{c.bind}:{c.recorder_port}") as anonymous,
+        pytest.raises(ProblemError) as refused,
+    ):
+        anonymous.get(stored.id)
     assert refused.value.is_auth and refused.value.slug == "token-required"

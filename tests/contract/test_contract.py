@@ -52,9 +52,17 @@ def _edited_copy(tmp_path: Path, old: str, new: str) -> Path:
     ("old", "new", "complaint"),
     [
         # Renumbered: an old client reads nothing where it expects the digit.
-        ("int32 digit = 1;", "int32 digit = 15;", 'Previously present field "1" with name "digit" on message "RecognizeResponse" was deleted'),  # noqa: E501
+        (
+            "int32 digit = 1;",
+            "int32 digit = 15;",
+            'Previously present field "1" with name "digit" on message "RecognizeResponse" was deleted',
+        ),
         # Renamed: the wire is the same, but a generated client's code no longer compiles.
-        ("float confidence = 2;", "float certainty = 2;", 'Field "2" on message "RecognizeResponse" changed name from "confidence" to "certainty"'),  # noqa: E501
+        (
+            "float confidence = 2;",
+            "float certainty = 2;",
+            'Field "2" on message "RecognizeResponse" changed name from "confidence" to "certainty"',
+        ),
     ],
     ids=["renumbered", "renamed"],
 )
@@ -65,5 +73,11 @@ def test_the_breaking_check_catches_an_incompatible_edit(tmp_path, old, new, com
 
 
 def test_an_added_field_is_not_breaking(tmp_path):
-    done = contract.breaking(cwd=_edited_copy(tmp_path, "string model_version = 4;", "string model_version = 4;\n  string added_by_this_test = 99;"))
+    done = contract.breaking(
+        cwd=_edited_copy(
+            tmp_path,
+            "string model_version = 4;",
+            "string model_version = 4;\n  string added_by_this_test = 99;",
+        )
+    )
     assert done.returncode == 0, _report(done)

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from .errors import DigitsError, ProblemError, UnreachableError
 from .http_client import DEFAULT_URL, HttpClient
@@ -51,14 +52,30 @@ def _parser() -> argparse.ArgumentParser:
     # Shared options are accepted before or after the subcommand; SUPPRESS keeps a subcommand's
     # parser from overwriting a value given before it (argparse's defaults would).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS, help=f"the gateway (env DIGITS_URL; default {DEFAULT_URL})")
+    common.add_argument(
+        "--url", default=argparse.SUPPRESS, help=f"the gateway (env DIGITS_URL; default {DEFAULT_URL})"
+    )
     common.add_argument("--token", default=argparse.SUPPRESS, help="a bearer token (env DIGITS_TOKEN)")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per call (default 30)")
+    common.add_argument(
+        "--timeout", type=float, default=argparse.SUPPRESS, help="seconds per call (default 30)"
+    )
     out = common.add_mutually_exclusive_group()
-    out.add_argument("--json", dest="format", action="store_const", const="json", default=argparse.SUPPRESS,
-                     help="print JSON instead of a table")
-    out.add_argument("--csv", dest="format", action="store_const", const="csv", default=argparse.SUPPRESS,
-                     help="print CSV instead of a table")
+    out.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        default=argparse.SUPPRESS,
+        help="print JSON instead of a table",
+    )
+    out.add_argument(
+        "--csv",
+        dest="format",
+        action="store_const",
+        const="csv",
+        default=argparse.SUPPRESS,
+        help="print CSV instead of a table",
+    )
 
     parser = argparse.ArgumentParser(
         prog="digits", parents=[common], description="Recognise handwritten digits with a digits service.",
@@ -72,11 +89,18 @@ def _parser() -> argparse.ArgumentParser:
 
     recognize = command("recognize", "Recognise the digits in image files (folders are searched for images).")
     recognize.add_argument("paths", nargs="+", metavar="FILE|DIR", type=Path)
-    recognize.add_argument("--grpc", metavar="ADDRESS",
-                           help="call the recognizer over gRPC (e.g. 127.0.0.1:50051): nothing is stored")
-    recognize.add_argument("--concurrency", type=_positive, default=4, metavar="N", help="calls at once (default 4)")
+    recognize.add_argument(
+        "--grpc",
+        metavar="ADDRESS",
+        help="call the recognizer over gRPC (e.g. 127.0.0.1:50051): nothing is stored",
+    )
+    recognize.add_argument(
+        "--concurrency", type=_positive, default=4, metavar="N", help="calls at once (default 4)"
+    )
     recognize.add_argument("--user", help="record under this user (needs that user's or the admin's token)")
-    recognize.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn off a terminal)")
+    recognize.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none is drawn off a terminal)"
+    )
 
     history = command("history", "List stored recognitions, newest first (needs a token).")
     history.add_argument("--user", help="whose history (default: the token's own; the admin's: the last day)")
@@ -157,10 +181,10 @@ def _recognize(args: argparse.Namespace) -> int:
         from .grpc_client import GrpcClient  # grpc loads only when asked for
 
         client: Any = GrpcClient(recognizer=args.grpc, timeout=args.timeout)
-        call: Callable[[Path], Recognition] = lambda path: client.recognize(path.read_bytes())  # noqa: E731
+        call: Callable[[Path], Recognition] = lambda path: client.recognize(path.read_bytes())
     else:
         client = HttpClient(args.url, token=args.token, timeout=args.timeout)
-        call = lambda path: client.recognize(path, user=args.user)  # noqa: E731
+        call = lambda path: client.recognize(path, user=args.user)
     stop = threading.Event()  # an auth or connection failure ends the run: the rest would fail alike
 
     def one(path: Path) -> Outcome:
@@ -221,8 +245,10 @@ def _print_outcomes(outcomes: list[Outcome], fmt: str) -> None:
     with_ids = any(row[6] for row in rows_out)  # over gRPC nothing is stored: no ids
     table = Table("file", "answer", "confidence", *([_id_column()] if with_ids else []), "problem")
     for row in rows_out:
-        problem = f"[red]{row[7] or 'error'}[/red]: {row[8]}" if row[8] or row[7] else ""
-        table.add_row(row[0], row[1], row[4], *([row[6]] if with_ids else []), problem)
+        # Text, not markup: a file name or a detail may hold [brackets].
+        why = Text.assemble((row[7] or "error", "red"), f": {row[8]}") if row[7] or row[8] else Text()
+        cells = [row[0], row[1], row[4], *([row[6]] if with_ids else [])]
+        table.add_row(*map(Text, cells), why)
     Console().print(table)
 
 
@@ -242,20 +268,26 @@ def _history(args: argparse.Namespace) -> int:
         print(json.dumps({"items": [dict(i.raw) for i in items], "next_page_token": next_token}, indent=2))
         return OK
     header = ["id", "received_at", "user", "filename", "answer", "confidence", "model_version"]
-    rows = [[i.id or "", i.received_at.isoformat(timespec="milliseconds") if i.received_at else "", i.user, i.filename, i.text,
-             f"{i.confidence:.4f}", i.model_version] for i in items]  # fmt: skip
+    rows = [
+        [i.id or "", _when(i), i.user, i.filename, i.text, f"{i.confidence:.4f}", i.model_version]
+        for i in items
+    ]
     if args.format == "csv":
         _csv(header, rows)
     else:
         table = Table(_id_column(), "received_at", *header[2:6])
         for row in rows:
-            table.add_row(*row[:6])
+            table.add_row(*map(Text, row[:6]))
         Console().print(table)
         if not items:
             err.print("no recognitions")
     if next_token:
         err.print(f"more: digits history --page-token {next_token}   (or --all)")
     return OK
+
+
+def _when(item: Recognition) -> str:
+    return item.received_at.isoformat(timespec="milliseconds") if item.received_at else ""
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -282,7 +314,7 @@ def _print_mapping(data: Mapping[str, Any], fmt: str) -> None:
         return
     table = Table("field", "value")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     Console().print(table)
 
 

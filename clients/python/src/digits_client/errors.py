@@ -60,7 +60,14 @@ class ProblemError(DigitsError):
         """The server or something behind it failed or is overloaded; the request may be fine."""
         if self.status is not None:
             return self.status >= 500
-        return self.grpc_code in ("UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "DATA_LOSS")
+        return self.grpc_code in (
+            "UNAVAILABLE",
+            "INTERNAL",
+            "UNKNOWN",
+            "DEADLINE_EXCEEDED",
+            "RESOURCE_EXHAUSTED",
+            "DATA_LOSS",
+        )
 
     @classmethod
     def from_http(cls, status: int, headers: Mapping[str, str], text: str, body: Any) -> ProblemError:
@@ -80,7 +87,13 @@ class ProblemError(DigitsError):
         # Not a problem document: a proxy's HTML error page, or some other server.
         snippet = " ".join(text.split())[:200]
         content_type = headers.get("content-type") or "no content type"
-        return cls(slug="", title=f"HTTP {status}", detail=f"{content_type}: {snippet}", status=status, retry_after=wait)
+        return cls(
+            slug="",
+            title=f"HTTP {status}",
+            detail=f"{content_type}: {snippet}",
+            status=status,
+            retry_after=wait,
+        )
 
     @classmethod
     def from_grpc_reason(cls, code: str, reason: str, message: str) -> ProblemError:

@@ -7,7 +7,7 @@ The generated stubs are ``digits.v1`` (shipped in this package, made from protos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -22,7 +22,10 @@ from .models import Page, Recognition
 DOMAIN = "digits.v1"
 _DETAILS_KEY = "grpc-status-details-bin"
 # The services accept images up to 10 MiB (RECOGNIZER_MAX_IMAGE_BYTES); gRPC's default is 4.
-_OPTIONS = [("grpc.max_send_message_length", 16 * 1024 * 1024), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+_OPTIONS = [
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
 
 
 class GrpcClient:
@@ -43,7 +46,9 @@ class GrpcClient:
         self._timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channels: list[grpc.Channel] = []
-        self.recognizer_stub = recognizer_pb2_grpc.RecognizerStub(self._channel(recognizer)) if recognizer else None
+        self.recognizer_stub = (
+            recognizer_pb2_grpc.RecognizerStub(self._channel(recognizer)) if recognizer else None
+        )
         self.recorder_stub = recorder_pb2_grpc.RecorderStub(self._channel(recorder)) if recorder else None
 
     def _channel(self, address: str) -> grpc.Channel:
@@ -51,7 +56,7 @@ class GrpcClient:
         self._channels.append(channel)
         return channel
 
-    def __enter__(self) -> GrpcClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -84,13 +89,19 @@ class GrpcClient:
 
     def recognize_batch(self, images: Sequence[bytes]) -> list[Recognition | ProblemError]:
         """Many images in one call; an image that cannot be read fails alone, in its place."""
-        reply = self._call(self._recognizer().RecognizeBatch, recognizer_pb2.RecognizeBatchRequest(images=images))
+        reply = self._call(
+            self._recognizer().RecognizeBatch, recognizer_pb2.RecognizeBatchRequest(images=images)
+        )
         results: list[Recognition | ProblemError] = []
         for result in reply.results:
             if result.WhichOneof("result") == "recognition":
                 results.append(recognition_of(result.recognition, model_version=reply.model_version))
             else:
-                results.append(ProblemError.from_grpc_reason("INVALID_ARGUMENT", result.error.reason, result.error.message))
+                results.append(
+                    ProblemError.from_grpc_reason(
+                        "INVALID_ARGUMENT", result.error.reason, result.error.message
+                    )
+                )
         return results
 
     def get(self, recognition_id: str) -> Recognition:
@@ -145,5 +156,5 @@ def _reason(error: grpc.RpcError) -> str:
             for detail in status_pb2.Status.FromString(value).details:
                 info = error_details_pb2.ErrorInfo()
                 if detail.Unpack(info) and info.domain == DOMAIN:
-                    return info.reason
+                    return str(info.reason)
     return ""

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -36,7 +36,7 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport)
 
-    def __enter__(self) -> HttpClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -49,7 +49,9 @@ class HttpClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as error:
-            raise UnreachableError(f"{self._http.base_url} did not answer in time ({error.__class__.__name__})") from error
+            raise UnreachableError(
+                f"{self._http.base_url} did not answer in time ({error.__class__.__name__})"
+            ) from error
         except httpx.TransportError as error:
             raise UnreachableError(f"cannot reach {self._http.base_url}: {error}") from error
         if response.is_success:
@@ -87,7 +89,11 @@ class HttpClient:
         for attempt in range(retries + 1):
             try:
                 response = self._call(
-                    "POST", "/v1/recognitions", files={"image": (filename, data, content_type)}, data=form, headers=headers
+                    "POST",
+                    "/v1/recognitions",
+                    files={"image": (filename, data, content_type)},
+                    data=form,
+                    headers=headers,
                 )
                 return Recognition.from_json(response.json())
             except (ProblemError, UnreachableError) as error:

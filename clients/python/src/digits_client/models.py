@@ -38,7 +38,9 @@ class DigitRead:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DigitRead:
         box = data.get("box")
-        return cls(int(data["digit"]), float(data.get("confidence", 0.0)), Box.from_json(box) if box else None)
+        return cls(
+            int(data["digit"]), float(data.get("confidence", 0.0)), Box.from_json(box) if box else None
+        )
 
 
 @dataclass(frozen=True)
