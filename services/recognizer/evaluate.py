@@ -23,7 +23,7 @@ from services.recognizer.model import DigitModel
 
 class Model(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [N, 28, 28, 1] in [0, 1], white ink on black → softmax probabilities [N, 10]."""
+        """float32 [N, 28, 28, 1] in [0, 1], white ink on black → softmax probabilities [N, 10] or [N, 11] (index 10: not a digit)."""
         ...
 
 
@@ -41,9 +41,10 @@ def load(model_dir: str | Path) -> DigitModel:
 
 
 def predict(model: Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Predicted classes for uint8 MNIST images (N, 28, 28)."""
+    """Predicted digits for uint8 MNIST images (N, 28, 28): the most probable of 0-9, as the
+    service answers (whether it would refuse the image as not a digit is a separate question)."""
     x = mnist.to_model_input(images)
-    out = [np.argmax(model.predict(x[i : i + batch_size]), axis=1) for i in range(0, len(x), batch_size)]
+    out = [np.argmax(model.predict(x[i : i + batch_size])[:, :10], axis=1) for i in range(0, len(x), batch_size)]
     return np.concatenate(out)
 
 

@@ -74,9 +74,9 @@ def export(model_dir: Path) -> dict:
     image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     meta["latency_ms_batch1"] = round(evaluate.latency_ms(Interpreter(flatbuffer), image), 4)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    from services.recognizer.train import render_card  # imports Keras: only here
+    from services.recognizer import card
 
-    (model_dir / "MODEL_CARD.md").write_text(render_card(meta))
+    (model_dir / "MODEL_CARD.md").write_text(card.render(meta))
     return entry
 
 

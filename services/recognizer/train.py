@@ -2,10 +2,15 @@
 
     python -m services.recognizer.train --data /work/shared/mnist --out services/recognizer/model
 
+Besides MNIST's training digits it learns from what the repository generates (synth/): digits
+in the styles MNIST lacks, MNIST digits stretched to fill their box, and things that are not
+digits, an eleventh class. A validation split then fits the temperature that makes confidence
+honest and the threshold above which an image is refused as "not a digit" (calibration.py).
+
 Writes ``<out>/saved_model/`` (a TensorFlow SavedModel with a ``serve`` endpoint: float32
-[N, 28, 28, 1] in [0, 1], white ink on black -> softmax [N, 10]), ``<out>/model.json`` and
-``<out>/MODEL_CARD.md``. The test set is used only once, for the final evaluation of the
-exported SavedModel, loaded the same way the service loads it.
+[N, 28, 28, 1] in [0, 1], white ink on black -> calibrated softmax [N, 11]), ``model.tflite``,
+``model.json``, ``MODEL_CARD.md`` and two plots. The MNIST test set is used only once, for the
+final evaluation of the exported model, loaded the same way the service loads it.
 """
 
 from __future__ import annotations
@@ -28,15 +33,26 @@ import tensorflow as tf
 import keras
 from keras import layers
 
-from services.recognizer import evaluate, export, mnist
+from services.recognizer import calibration, card, evaluate, export, mnist
+from services.recognizer.synth import dataset
 from services.recognizer.model import TFLITE_FILE, VERSION_HEX_DIGITS, Interpreter, content_hash
 
 INPUT_SHAPE = (28, 28, 1)
+# The validation split's synthetic images come from another random stream than training's.
+VALIDATION_SEED = 1_000
 # Augmentation ranges: MNIST digits are already size-normalised and centred, so only small
 # perturbations help; larger ones turn 6s into 9s and 1s into 7s.
 ROTATION_DEGREES = 10.0
 ZOOM = 0.10
 SHIFT = 0.10  # fraction of 28 px, i.e. up to ~3 px
+# Proportions and slant vary between writers far more than MNIST's own spread.
+ASPECT = 0.15  # width ×(1 ± 0.15), height ÷ the same
+SHEAR = 0.3  # x += 0.3·y at most: about ±17° of slant
+# Shares of images written with a bolder or a finer pen than they came with.
+PEN_BOLD = 0.15
+PEN_FINE = 0.15
+# Share of images with a stroke broken by a gap.
+BREAK = 0.1
 # The learning rate warms up from --lr / WARMUP_DIVISOR over the first epoch (Adam's early
 # moment estimates are noisy) and decays, cosine-shaped, to --lr * FINAL_LR_FRACTION.
 WARMUP_DIVISOR = 20
@@ -51,7 +67,7 @@ def conv_bn_relu(x: keras.KerasTensor, filters: int, padding: str = "same") -> k
 
 
 def build_model(arch: str) -> keras.Model:
-    """The network that is exported: no augmentation, softmax output."""
+    """The network that is trained: no augmentation, logits for the 10 digits and "not a digit"."""
     inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="image")
     if arch == "small":
         x = conv_bn_relu(inputs, 32)
@@ -78,30 +94,46 @@ def build_model(arch: str) -> keras.Model:
         x = layers.Dropout(0.4)(x)
     else:
         raise ValueError(f"unknown arch {arch!r}")
-    outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(dataset.CLASSES, name="logits")(x)
     return keras.Model(inputs, outputs, name=f"digits_{arch}")
 
 
+def served_model(trained: keras.Model, temperature: float) -> keras.Model:
+    """What is exported: the trained network, its logits divided by the fitted temperature,
+    then softmax. The temperature is a constant of the graph, so the SavedModel, the flat
+    buffer and the service all give the calibrated probabilities."""
+    logits = trained(trained.inputs[0])
+    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(logits)
+    outputs = layers.Softmax(name="probabilities")(scaled)
+    return keras.Model(trained.inputs[0], outputs, name=trained.name)
+
+
 def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Rotate, zoom and shift each image of a [B, 28, 28, 1] batch at random about its centre.
+    """Rotate, zoom, stretch, slant and shift each image of a [B, 28, 28, 1] batch at random
+    about its centre.
 
     One fused transform op per batch, in the input pipeline: it never reaches the exported
     model, and stateless randomness keyed on (seed, step) keeps runs reproducible.
     """
     n = tf.shape(images)[0]
-    u = tf.random.stateless_uniform([n, 4], seed=seed, minval=-1.0, maxval=1.0)
+    u = tf.random.stateless_uniform([n, 6], seed=seed, minval=-1.0, maxval=1.0)
     angle = u[:, 0] * (ROTATION_DEGREES * math.pi / 180.0)
     scale = 1.0 + u[:, 1] * ZOOM
+    sx, sy = scale * (1.0 + u[:, 4] * ASPECT), scale / (1.0 + u[:, 4] * ASPECT)
+    shear = u[:, 5] * SHEAR
     tx, ty = u[:, 2] * (SHIFT * 28), u[:, 3] * (SHIFT * 28)
-    # The op maps each output pixel to the input pixel it samples, so give it the inverse:
-    # input = R(-angle) / scale @ (output - centre - shift) + centre.
+    # Forward map A = rotation @ shear @ diag(sx, sy) about the centre, then the shift. The op
+    # maps each output pixel to the input pixel it samples, so it is given the inverse.
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    m00, m01 = cos * sx, (cos * shear - sin) * sy
+    m10, m11 = sin * sx, (sin * shear + cos) * sy
+    det = m00 * m11 - m01 * m10
+    a0, a1, b0, b1 = m11 / det, -m01 / det, -m10 / det, m00 / det
     centre = (28 - 1) / 2.0
-    a0, a1 = tf.cos(angle) / scale, tf.sin(angle) / scale
-    b0, b1 = -a1, a0
     a2 = centre - a0 * (centre + tx) - a1 * (centre + ty)
     b2 = centre - b0 * (centre + tx) - b1 * (centre + ty)
     zeros = tf.zeros_like(angle)
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    moved = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1),
         output_shape=tf.constant([28, 28]),
@@ -109,6 +141,34 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
+    return random_pen(moved, seed)
+
+
+def random_pen(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """A bolder pen for some images (a 2×2 dilation), a finer one for others (half an erosion:
+    a full one would erase MNIST's thinnest strokes)."""
+    n = tf.shape(images)[0]
+    pick = tf.random.stateless_uniform([n, 1, 1, 1], seed=seed + 1)
+    bold = tf.nn.max_pool2d(images, 2, 1, "SAME")
+    fine = 0.5 * images - 0.5 * tf.nn.max_pool2d(-images, 2, 1, "SAME")
+    images = tf.where(pick < PEN_BOLD, bold, tf.where(pick < PEN_BOLD + PEN_FINE, fine, images))
+    return random_break(images, seed + 2)
+
+
+def random_break(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """A dry pen or a lifted one: for some images, a 1-2 px band across the digit, rows or
+    columns, erased, so that a stroke with a gap still reads as its digit."""
+    n = tf.shape(images)[0]
+    u = tf.random.stateless_uniform([n, 4], seed=seed)
+    start = 8.0 + u[:, 1] * 12.0  # somewhere in the middle of the 20 px box
+    width = 1.0 + tf.round(u[:, 2])
+    index = tf.range(28, dtype=tf.float32)[None, :]
+    band = tf.cast((index >= start[:, None]) & (index < (start + width)[:, None]), tf.float32)  # [n, 28]
+    rows = band[:, :, None, None]  # erase rows
+    cols = band[:, None, :, None]  # or columns
+    across = tf.where((u[:, 3] < 0.5)[:, None, None, None], rows, cols)
+    broken = images * (1.0 - across)
+    return tf.where((u[:, 0] < BREAK)[:, None, None, None], broken, images)
 
 
 def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, seed: int,
@@ -142,96 +202,62 @@ def architecture_lines(model: keras.Model) -> list[str]:
     return lines
 
 
-def render_card(meta: dict[str, Any]) -> str:
-    conf = meta["test"]["confusion_matrix"]
-    table = ["| true \\ predicted | " + " | ".join(str(i) for i in range(10)) + " |",
-             "|---" * 11 + "|"]
-    table += [f"| **{t}** | " + " | ".join(str(n) for n in row) + " |" for t, row in enumerate(conf)]
-    sums = "\n".join(f"    {s}  {name}" for name, s in meta["data"]["sha256"].items())
-    arch = "\n".join(f"    {line}" for line in meta["architecture"])
-    notes = "".join(f"- {n}\n" for n in meta.get("notes", []))
-    notes = f"## Caveats\n\n{notes}\n" if notes else ""
-    t = meta["training"]
-    aug = t["augmentation"]
-    aug_text = (
-        f"random rotation ±{aug['rotation_degrees']:g}°, zoom ±{aug['zoom'] * 100:g}%, "
-        f"shift ±{aug['shift'] * 100:g}% (tf.data input pipeline only; not in the exported model)"
-        if aug else "none"
-    )
-    return f"""# Model card: digits recognizer `{meta['version']}`
+def training_data(args: argparse.Namespace, data: mnist.Mnist) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_val, y_val, counts): MNIST's training digits less a validation
+    share, some of them again stretched to fill their box, synthetic styles and non-digits.
+    The validation split (MNIST digits and synthetic ones from another seed) fits the
+    temperature and the refusal threshold; MNIST's test set is never touched here."""
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(data.x_train))
+    val_idx, train_idx = order[: args.val_mnist], order[args.val_mnist :]
+    stretched_idx = rng.choice(train_idx, args.stretched, replace=False)
+    x_stretched = dataset.stretched_mnist(data.x_train[stretched_idx], args.seed)
+    x_extra, y_extra = dataset.extra_training_set(args.seed, args.styles, args.not_digits)
+    x_val_extra, y_val_extra = dataset.extra_training_set(args.seed + VALIDATION_SEED, args.val_synthetic,
+                                                          args.val_synthetic)
+    x_train = np.concatenate([data.x_train[train_idx], x_stretched, x_extra])
+    y_train = np.concatenate([data.y_train[train_idx], data.y_train[stretched_idx], y_extra])
+    x_val = np.concatenate([data.x_train[val_idx], x_val_extra])
+    y_val = np.concatenate([data.y_train[val_idx], y_val_extra])
+    counts = {
+        "mnist_train": len(train_idx), "mnist_stretched": args.stretched, "synthetic_styles": args.styles,
+        "synthetic_not_digits": args.not_digits, "validation_mnist": len(val_idx),
+        "validation_synthetic_styles": args.val_synthetic, "validation_synthetic_not_digits": args.val_synthetic,
+    }  # fmt: skip
+    return x_train, y_train, x_val, y_val, counts
 
-Generated by `services/recognizer/train.py` from `model.json`; do not edit by hand.
 
-## What it is
-
-A small convolutional network (Keras {meta['keras_version']}, exported as a TensorFlow
-{meta['tensorflow_version']} SavedModel) that classifies a 28×28 grayscale image of a single handwritten
-digit into 0–9. It was trained on the 60,000 MNIST training images and evaluated
-once on the 10,000 MNIST test images.
-
-- **Version:** `{meta['version']}` (first 12 hex digits of SHA-256 over the SavedModel's files)
-- **Test accuracy:** {meta['test']['accuracy'] * 100:.2f}% ({meta['test']['errors']} errors in {meta['test']['total']})
-- **Parameters:** {meta['parameters']:,}
-- **SavedModel size:** {meta['saved_model_bytes'] / 1e6:.2f} MB (Keras {meta['keras_version']} `model.export` stores
-  each weight twice, keras-team/keras#23553, so this is about 2× the {meta['parameters'] * 4 / 1e6:.2f} MB of float32 weights)
-- **Served as:** `model.tflite` ({meta['tflite']['bytes'] / 1e6:.2f} MB, LiteRT, float32, no quantisation; its
-  outputs differ from the SavedModel's by at most {meta['tflite']['max_difference_from_saved_model']:.1g})
-- **Batch-1 latency:** {meta['latency_ms_batch1']:.3f} ms (median of 200 LiteRT calls after warm-up, one thread,
-  on the training machine: {meta['machine']}, shared with other workloads)
-
-## Intended use and limits
-
-Intended for recognising MNIST-style digits: one digit, light ink (1.0) on a dark background
-(0.0), size-normalised to fit a 20×20 box and centred by centre of mass in a 28×28 field.
-Accuracy on MNIST test says little about other inputs: photos or drawings of digits are only
-recognised well if preprocessing makes them look like MNIST (invert dark-on-light, crop,
-scale, centre). Out-of-distribution inputs (letters, several digits, blank images) still get a
-confident-looking probability vector; the model has no "not a digit" class. MNIST handwriting
-comes from US Census Bureau employees and US high-school students, so other writing styles
-may do worse. Not for any decision that matters without human review.
-
-## Interface
-
-The service runs `model.tflite` in the LiteRT interpreter (`ai-edge-litert`; no TensorFlow at
-serving time): input float32 `[N, 28, 28, 1]`, values in [0, 1]; output float32 softmax
-probabilities `[N, 10]`. The SavedModel it is converted from (`python -m services.recognizer.export`)
-is the same function: `tf.saved_model.load("saved_model").serve(x)`; its `serving_default`
-signature takes the keyword input `{meta['input']['name']}` and returns
-`{{"{meta['output']['signature_key']}": probabilities}}`.
-
-## Architecture
-
-{arch}
-
-Training:
-
-- Adam, sparse categorical cross-entropy, batch {t['batch_size']}, {t['epochs']} epochs
-- learning rate: {t['lr_schedule']}
-- augmentation: {aug_text}
-- {t['train_examples']:,} training examples, {t['validation_examples']:,} held out for validation
-- seed {t['seed']}, TensorFlow op determinism {'on' if t['op_determinism'] else 'off'}
-
-## Test results (10,000 MNIST test images)
-
-Accuracy {meta['test']['accuracy'] * 100:.2f}%. Confusion matrix (rows: true digit, columns: predicted):
-
-{chr(10).join(table)}
-
-{notes}## Reproducing
-
-    {t['command']}
-
-Training took {t['seconds']:.0f} s ({t['seconds_per_epoch']:.0f} s per epoch) on {meta['machine']}.
-Results are seeded and op determinism is enabled, but bit-identical weights across machines,
-CPU instruction sets or TensorFlow versions are not guaranteed.
-
-## Data
-
-MNIST (Yann LeCun, Corinna Cortes, Christopher J.C. Burges), licensed under Creative Commons
-Attribution-Share Alike 3.0 (CC BY-SA 3.0). SHA-256 of the files used:
-
-{sums}
-"""
+def calibrate(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, max_digits_refused: float,
+              out: Path) -> dict[str, Any]:
+    """Fit the temperature and the refusal threshold on the validation split; write the
+    reliability diagram and the refusal trade-off curve next to the model."""
+    logits = model.predict(mnist.to_model_input(x_val), batch_size=1000, verbose=0)
+    is_digit = y_val < 10
+    # Fitted where `confidence` is read: the digits' probabilities given a digit, on digits
+    # (the refusal threshold is then chosen on the scaled outputs, so it absorbs T).
+    temperature = calibration.fit_temperature(logits[is_digit, :10], y_val[is_digit].astype(np.int64))
+    before, after = calibration.softmax(logits, 1.0), calibration.softmax(logits, temperature)
+    rel_before = calibration.digit_reliability(before[is_digit], y_val[is_digit])
+    rel_after = calibration.digit_reliability(after[is_digit], y_val[is_digit])
+    not_digit = after[:, calibration.NOT_A_DIGIT]
+    threshold = calibration.choose_threshold(not_digit, is_digit, max_digits_refused)
+    grid = np.unique(np.concatenate([np.linspace(0.5, 0.99, 50), 1 - np.logspace(-2, -4, 9), [threshold]]))
+    curve = calibration.refusal_curve(not_digit, is_digit, grid)
+    calibration.plot_reliability(rel_before, rel_after, str(out / "calibration.png"),
+                                 "Confidence of the served digit, validation digits")
+    calibration.plot_refusal(curve, threshold, str(out / "refusal.png"))
+    at = next(c for c in curve if c[0] == threshold)
+    return {
+        "temperature": round(temperature, 4),
+        "ece_before": round(rel_before.ece, 5),
+        "ece_after": round(rel_after.ece, 5),
+        "not_digit_threshold": round(threshold, 4),
+        "max_digits_refused": max_digits_refused,
+        "validation_digits_refused": round(at[1], 5),
+        "validation_not_digits_refused": round(at[2], 5),
+        "validation_accuracy": round(float((after[is_digit, :10].argmax(1) == y_val[is_digit]).mean()), 5),
+        "refusal_curve": [[round(v, 5) for v in c] for c in curve],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,8 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--val-split", type=float, default=0.0,
-                   help="fraction of train held out for monitoring (default 0: train on all 60k)")
+    p.add_argument("--styles", type=int, default=24_000, help="synthetic digits in the styles MNIST lacks")
+    p.add_argument("--not-digits", type=int, default=20_000, help="synthetic non-digits (letters, symbols, ...)")
+    p.add_argument("--stretched", type=int, default=12_000, help="MNIST digits added again, stretched to fill their box")
+    p.add_argument("--val-mnist", type=int, default=5_000, help="MNIST training digits held out for calibration")
+    p.add_argument("--val-synthetic", type=int, default=4_000, help="synthetic digits and non-digits each, for calibration")
+    p.add_argument("--max-digits-refused", type=float, default=0.003,
+                   help="the refusal threshold refuses at most this share of validation digits")
     p.add_argument("--no-determinism", dest="determinism", action="store_false",
                    help="skip tf.config.experimental.enable_op_determinism()")
     p.add_argument("--note", action="append", default=[],
@@ -259,15 +290,11 @@ def main(argv: list[str] | None = None) -> int:
 
     data = mnist.load(args.data)
     checksums = mnist.sha256sums(args.data)
-    order = np.random.default_rng(args.seed).permutation(len(data.x_train))
-    n_val = int(round(len(order) * args.val_split))
-    train_idx, val_idx = order[n_val:], order[:n_val]
-    steps_per_epoch = math.ceil(len(train_idx) / args.batch_size)
-    train_ds = train_dataset(data.x_train[train_idx], data.y_train[train_idx], args.batch_size,
-                             args.epochs, args.seed, args.augment)
-    val_ds = (tf.data.Dataset.from_tensor_slices(
-                  (mnist.to_model_input(data.x_train[val_idx]), data.y_train[val_idx].astype(np.int32))
-              ).batch(1000) if n_val else None)
+    started = time.perf_counter()
+    x_train, y_train, x_val, y_val, counts = training_data(args, data)
+    print(f"training data: {counts} ({time.perf_counter() - started:.0f} s to make)", flush=True)
+    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
+    train_ds = train_dataset(x_train, y_train, args.batch_size, args.epochs, args.seed, args.augment)
 
     model = build_model(args.arch)
     steps = args.epochs * steps_per_epoch
@@ -281,27 +308,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     model.summary()
 
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
-              verbose=2)
+    model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps_per_epoch, verbose=2)
     seconds = time.perf_counter() - start
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    calibrated = calibrate(model, x_val, y_val, args.max_digits_refused, out)
+    test_logits = model.predict(mnist.to_model_input(data.x_test), batch_size=1000, verbose=0)
+    test_before = calibration.digit_reliability(calibration.softmax(test_logits), data.y_test)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         staged = Path(tmp) / "saved_model"
-        model.export(str(staged), format="tf_saved_model", verbose=False)
+        served_model(model, calibrated["temperature"]).export(str(staged), format="tf_saved_model", verbose=False)
         version = content_hash(staged)[:VERSION_HEX_DIGITS]
         size = tree_size(staged)
         # Score the converted artefact, not the in-memory Keras model: it is what gets served.
         flatbuffer, tflite = export.checked(staged)
         served = Interpreter(flatbuffer)
         result = evaluate.evaluate(served, data.x_test, data.y_test)
+        test_probabilities = served.predict(mnist.to_model_input(data.x_test))
         latency = evaluate.latency_ms(served, data.x_test[0])
         loaded = tf.saved_model.load(str(staged))
         signature = loaded.signatures["serving_default"]
@@ -310,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / "saved_model", ignore_errors=True)
         staged.rename(out / "saved_model")
         (out / TFLITE_FILE).write_bytes(flatbuffer)
+    test_after = calibration.digit_reliability(test_probabilities, data.y_test)
+    refused = test_probabilities[:, calibration.NOT_A_DIGIT] >= calibrated["not_digit_threshold"]
 
     meta: dict[str, Any] = {
         "version": version,
@@ -326,10 +358,13 @@ def main(argv: list[str] | None = None) -> int:
             "range": [0.0, 1.0],
             "polarity": "white ink (1.0) on black background (0.0), as MNIST",
         },
-        "output": {"signature_key": output_key, "shape": [None, 10], "dtype": "float32",
-                   "meaning": "softmax probabilities for digits 0-9"},
+        "output": {"signature_key": output_key, "shape": [None, dataset.CLASSES], "dtype": "float32",
+                   "meaning": "calibrated softmax probabilities for digits 0-9 and, at index 10, not a digit"},
+        "calibration": calibrated,
         "test": {"accuracy": result.accuracy, "errors": result.errors, "total": result.total,
-                 "confusion_matrix": result.confusion},
+                 "confusion_matrix": result.confusion,
+                 "ece_before": round(test_before.ece, 5), "ece_after": round(test_after.ece, 5),
+                 "refused": int(refused.sum())},
         "training": {
             "command": command,
             "arch": args.arch,
@@ -338,11 +373,14 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "lr_schedule": f"linear warm-up {args.lr / WARMUP_DIVISOR:g} -> {args.lr:g} over {warmup} steps, "
                            f"then cosine decay to {args.lr * FINAL_LR_FRACTION:g} over {steps - warmup} steps",
-            "augmentation": ({"rotation_degrees": ROTATION_DEGREES, "zoom": ZOOM, "shift": SHIFT}
+            "augmentation": ({"rotation_degrees": ROTATION_DEGREES, "zoom": ZOOM, "shift": SHIFT,
+                              "aspect": ASPECT, "shear": SHEAR, "pen_bold": PEN_BOLD, "pen_fine": PEN_FINE,
+                              "broken": BREAK}
                              if args.augment else None),
+            "examples": counts,
             "op_determinism": args.determinism,
-            "train_examples": len(train_idx),
-            "validation_examples": n_val,
+            "train_examples": len(x_train),
+            "validation_examples": len(x_val),
             "seconds": round(seconds, 1),
             "seconds_per_epoch": round(seconds / args.epochs, 1),
         },
@@ -355,9 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
     }
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "MODEL_CARD.md").write_text(render_card(meta))
+    (out / "MODEL_CARD.md").write_text(card.render(meta))
     print(f"exported {version}: test accuracy {result.accuracy:.4f}, {meta['parameters']} params, "
-          f"{size / 1e6:.2f} MB, batch-1 latency {latency:.3f} ms, training {seconds:.0f} s")
+          f"{size / 1e6:.2f} MB, batch-1 latency {latency:.3f} ms, training {seconds:.0f} s, "
+          f"T={calibrated['temperature']}, threshold {calibrated['not_digit_threshold']}")
     return 0
 
 
