@@ -15,16 +15,44 @@ class RecognizeRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
-    __slots__ = ("digit", "confidence", "probabilities", "model_version")
+    __slots__ = ("digit", "confidence", "probabilities", "model_version", "digits", "number", "not_digit_probability")
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NOT_DIGIT_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     digit: int
     confidence: float
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     model_version: str
-    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    digits: _containers.RepeatedCompositeFieldContainer[DigitReading]
+    number: str
+    not_digit_probability: float
+    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., digits: _Optional[_Iterable[_Union[DigitReading, _Mapping]]] = ..., number: _Optional[str] = ..., not_digit_probability: _Optional[float] = ...) -> None: ...
+
+class DigitReading(_message.Message):
+    __slots__ = ("digit", "confidence", "box")
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    digit: int
+    confidence: float
+    box: BoundingBox
+    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ...) -> None: ...
+
+class BoundingBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class RecognizeBatchRequest(_message.Message):
     __slots__ = ("images",)

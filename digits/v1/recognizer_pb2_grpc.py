@@ -50,11 +50,14 @@ class RecognizerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Recognize(self, request, context):
-        """Recognize classifies a single encoded image (PNG, JPEG, GIF, BMP, WebP, TIFF).
+        """Recognize reads the digits in one encoded image (PNG, JPEG, GIF, BMP, WebP, TIFF): one
+        digit, or a number of up to 12 digits side by side (see RecognizeResponse.digits).
 
         Errors:
-        INVALID_ARGUMENT     the bytes are empty, not an image, truncated, too large,
-        or no digit could be found in the image (see ErrorInfo reason).
+        INVALID_ARGUMENT     the bytes are empty, not an image, truncated, too large, no digit
+        could be found (NO_DIGIT_FOUND), what is there is not a digit
+        (NOT_A_DIGIT), or there are more digits than the server reads in
+        one image (TOO_MANY_DIGITS) (see ErrorInfo reason).
         UNAVAILABLE          the model is not loaded yet, or the server is shutting down; retry.
         INTERNAL             the model failed; a bug, not the image's fault.
         """

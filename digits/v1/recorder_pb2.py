@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from digits.v1 import recognizer_pb2 as digits_dot_v1_dot_recognizer__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64igits/v1/recorder.proto\x12\tdigits.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x02\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64igit\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12\x12\n\nimage_size\x18\n \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\rRecordRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x0brecognition\x18\x02 \x01(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x15GetRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinclude_image\x18\x02 \x01(\x08\"b\n\nTimeWindow\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x17ListRecognitionsRequest\x12\x0e\n\x04user\x18\x01 \x01(\tH\x00\x12\'\n\x06window\x18\x02 \x01(\x0b\x32\x15.digits.v1.TimeWindowH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x08\n\x06\x66ilter\"a\n\x18ListRecognitionsResponse\x12,\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"`\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t2\x81\x04\n\x08Recorder\x12:\n\x06Record\x12\x18.digits.v1.RecordRequest\x1a\x16.digits.v1.Recognition\x12J\n\x0eGetRecognition\x12 .digits.v1.GetRecognitionRequest\x1a\x16.digits.v1.Recognition\x12P\n\x11\x44\x65leteRecognition\x12#.digits.v1.DeleteRecognitionRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10ListRecognitions\x12\".digits.v1.ListRecognitionsRequest\x1a#.digits.v1.ListRecognitionsResponse\x12\x38\n\x08GetImage\x12\x1a.digits.v1.GetImageRequest\x1a\x10.digits.v1.Image\x12>\n\x0b\x43reateToken\x12\x1d.digits.v1.CreateTokenRequest\x1a\x10.digits.v1.Token\x12\x44\n\x0bRevokeToken\x12\x1d.digits.v1.RevokeTokenRequest\x1a\x16.google.protobuf.EmptyBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64igits/v1/recorder.proto\x12\tdigits.v1\x1a\x1a\x64igits/v1/recognizer.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64igit\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12\x12\n\nimage_size\x18\n \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\r \x01(\t\x12\'\n\x06\x64igits\x18\x0e \x03(\x0b\x32\x17.digits.v1.DigitReading\"i\n\rRecordRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x0brecognition\x18\x02 \x01(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x15GetRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinclude_image\x18\x02 \x01(\x08\"b\n\nTimeWindow\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x17ListRecognitionsRequest\x12\x0e\n\x04user\x18\x01 \x01(\tH\x00\x12\'\n\x06window\x18\x02 \x01(\x0b\x32\x15.digits.v1.TimeWindowH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x08\n\x06\x66ilter\"a\n\x18ListRecognitionsResponse\x12,\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"`\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t2\x81\x04\n\x08Recorder\x12:\n\x06Record\x12\x18.digits.v1.RecordRequest\x1a\x16.digits.v1.Recognition\x12J\n\x0eGetRecognition\x12 .digits.v1.GetRecognitionRequest\x1a\x16.digits.v1.Recognition\x12P\n\x11\x44\x65leteRecognition\x12#.digits.v1.DeleteRecognitionRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10ListRecognitions\x12\".digits.v1.ListRecognitionsRequest\x1a#.digits.v1.ListRecognitionsResponse\x12\x38\n\x08GetImage\x12\x1a.digits.v1.GetImageRequest\x1a\x10.digits.v1.Image\x12>\n\x0b\x43reateToken\x12\x1d.digits.v1.CreateTokenRequest\x1a\x10.digits.v1.Token\x12\x44\n\x0bRevokeToken\x12\x1d.digits.v1.RevokeTokenRequest\x1a\x16.google.protobuf.EmptyBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,30 +35,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'digits.v1.recorder_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.digits.v1P\001Z2github.com/digits/digits/gen/go/digits/v1;digitsv1'
-  _globals['_RECOGNITION']._serialized_start=102
-  _globals['_RECOGNITION']._serialized_end=370
-  _globals['_RECORDREQUEST']._serialized_start=372
-  _globals['_RECORDREQUEST']._serialized_end=477
-  _globals['_GETRECOGNITIONREQUEST']._serialized_start=479
-  _globals['_GETRECOGNITIONREQUEST']._serialized_end=537
-  _globals['_TIMEWINDOW']._serialized_start=539
-  _globals['_TIMEWINDOW']._serialized_end=637
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=640
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=771
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=773
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=870
-  _globals['_DELETERECOGNITIONREQUEST']._serialized_start=872
-  _globals['_DELETERECOGNITIONREQUEST']._serialized_end=910
-  _globals['_CREATETOKENREQUEST']._serialized_start=912
-  _globals['_CREATETOKENREQUEST']._serialized_end=946
-  _globals['_TOKEN']._serialized_start=948
-  _globals['_TOKEN']._serialized_end=1044
-  _globals['_REVOKETOKENREQUEST']._serialized_start=1046
-  _globals['_REVOKETOKENREQUEST']._serialized_end=1078
-  _globals['_GETIMAGEREQUEST']._serialized_start=1080
-  _globals['_GETIMAGEREQUEST']._serialized_end=1109
-  _globals['_IMAGE']._serialized_start=1111
-  _globals['_IMAGE']._serialized_end=1172
-  _globals['_RECORDER']._serialized_start=1175
-  _globals['_RECORDER']._serialized_end=1688
+  _globals['_RECOGNITION']._serialized_start=130
+  _globals['_RECOGNITION']._serialized_end=455
+  _globals['_RECORDREQUEST']._serialized_start=457
+  _globals['_RECORDREQUEST']._serialized_end=562
+  _globals['_GETRECOGNITIONREQUEST']._serialized_start=564
+  _globals['_GETRECOGNITIONREQUEST']._serialized_end=622
+  _globals['_TIMEWINDOW']._serialized_start=624
+  _globals['_TIMEWINDOW']._serialized_end=722
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=725
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=856
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=858
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=955
+  _globals['_DELETERECOGNITIONREQUEST']._serialized_start=957
+  _globals['_DELETERECOGNITIONREQUEST']._serialized_end=995
+  _globals['_CREATETOKENREQUEST']._serialized_start=997
+  _globals['_CREATETOKENREQUEST']._serialized_end=1031
+  _globals['_TOKEN']._serialized_start=1033
+  _globals['_TOKEN']._serialized_end=1129
+  _globals['_REVOKETOKENREQUEST']._serialized_start=1131
+  _globals['_REVOKETOKENREQUEST']._serialized_end=1163
+  _globals['_GETIMAGEREQUEST']._serialized_start=1165
+  _globals['_GETIMAGEREQUEST']._serialized_end=1194
+  _globals['_IMAGE']._serialized_start=1196
+  _globals['_IMAGE']._serialized_end=1257
+  _globals['_RECORDER']._serialized_start=1260
+  _globals['_RECORDER']._serialized_end=1773
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from digits.v1 import recognizer_pb2 as _recognizer_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Recognition(_message.Message):
-    __slots__ = ("id", "digit", "confidence", "probabilities", "model_version", "user", "image", "content_type", "filename", "image_size", "client_address", "received_at")
+    __slots__ = ("id", "digit", "confidence", "probabilities", "model_version", "user", "image", "content_type", "filename", "image_size", "client_address", "received_at", "number", "digits")
     ID_FIELD_NUMBER: _ClassVar[int]
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +25,8 @@ class Recognition(_message.Message):
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
     id: str
     digit: int
     confidence: float
@@ -36,7 +39,9 @@ class Recognition(_message.Message):
     image_size: int
     client_address: str
     received_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    number: str
+    digits: _containers.RepeatedCompositeFieldContainer[_recognizer_pb2.DigitReading]
+    def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., number: _Optional[str] = ..., digits: _Optional[_Iterable[_Union[_recognizer_pb2.DigitReading, _Mapping]]] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
     __slots__ = ("request_id", "recognition", "idempotency_key")

@@ -25,6 +25,8 @@ _CLIENT_REASONS = {
     "EMPTY_IMAGE": "empty-image",
     "CORRUPT_IMAGE": "corrupt-image",
     "NO_DIGIT_FOUND": "no-digit-found",
+    "NOT_A_DIGIT": "not-a-digit",
+    "TOO_MANY_DIGITS": "too-many-digits",
     "RECOGNITION_NOT_FOUND": "recognition-not-found",
     "IMAGE_EXPIRED": "image-expired",
     "TOKEN_REQUIRED": "authentication-required",

@@ -9,11 +9,26 @@ from pydantic import BaseModel, Field
 from digits.v1 import recorder_pb2
 
 
+class Box(BaseModel):
+    x: int = Field(description="Left edge, in pixels of the upright image.")
+    y: int = Field(description="Top edge, in pixels of the upright image.")
+    width: int
+    height: int
+
+
+class DigitReading(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    confidence: float = Field(ge=0, le=1, description="Probability that `digit` is right.")
+    box: Box = Field(description="Where the digit is in the image.")
+
+
 class Recognition(BaseModel):
     id: str = Field(description="Unique id of the stored recognition (a time-based UUID).")
-    digit: int = Field(ge=0, le=9, description="The most probable digit.")
-    confidence: float = Field(ge=0, le=1, description="Probability of `digit`.")
-    probabilities: list[float] = Field(description="Probabilities of the digits 0..9.")
+    digit: int = Field(ge=0, le=9, description="The most probable digit; with several digits, the first (leftmost).")
+    confidence: float = Field(ge=0, le=1, description="Probability that `digit` is right (calibrated).")
+    probabilities: list[float] = Field(description="Probabilities of the digits 0..9 (of the first digit, given that it is one).")
+    number: str = Field(description="Every digit read, left to right (\"42\"); equals `digit` for a single digit.")
+    digits: list[DigitReading] = Field(description="Each digit read, left to right, with its confidence and box (empty in records made before numbers were read).")
     model_version: str = Field(description="Content hash of the model that answered.")
     user: str = Field(description="Who uploaded it, as given; empty when anonymous.")
     content_type: str
@@ -29,6 +44,13 @@ class Recognition(BaseModel):
             digit=rec.digit,
             confidence=rec.confidence,
             probabilities=list(rec.probabilities),
+            # Records made before numbers were read hold one digit and no box.
+            number=rec.number or str(rec.digit),
+            digits=[
+                DigitReading(digit=d.digit, confidence=d.confidence,
+                             box=Box(x=d.box.x, y=d.box.y, width=d.box.width, height=d.box.height))
+                for d in rec.digits
+            ],
             model_version=rec.model_version,
             user=rec.user,
             content_type=rec.content_type,

@@ -70,8 +70,10 @@ def router(config: Config) -> APIRouter:
         responses=problems.responses(400, 401, 403, 413, 415, 422, 502, 503),
         openapi_extra={**_UPLOAD_SCHEMA, **auth.OPTIONAL_SECURITY},
         dependencies=[auth.OPTIONAL],
-        summary="Recognise the digit in an image and record it",
-        description="Anonymous without a token; with a user token, recorded under that user.",
+        summary="Recognise the digit (or the number) in an image and record it",
+        description="Anonymous without a token; with a user token, recorded under that user. An image may hold "
+        "one digit or up to 12 side by side (`number`, `digits`). An image that shows no digit is refused "
+        "(422 `not-a-digit`, `no-digit-found`) and not recorded.",
     )
     async def create_recognition(request: Request, response: Response) -> Recognition:
         backends: Backends = request.app.state.backends
@@ -100,6 +102,8 @@ def router(config: Config) -> APIRouter:
                     digit=answer.digit,
                     confidence=answer.confidence,
                     probabilities=answer.probabilities,
+                    number=answer.number,
+                    digits=answer.digits,
                     model_version=answer.model_version,
                     user=user,
                     image=image,

@@ -27,6 +27,9 @@ class Config:
     # How long the first request of a batch waits for others; TF Serving's guidance is ~1 ms.
     max_batch_wait_seconds: float = 0.001  # RECOGNIZER_MAX_BATCH_WAIT_SECONDS
     max_images_per_call: int = 256  # RECOGNIZER_MAX_IMAGES_PER_CALL: bound on one RecognizeBatch
+    # An image is refused as "not a digit" when the model's probability of that reaches this.
+    # 0 (the default) takes the threshold chosen at training (model.json); 1 never refuses.
+    not_digit_threshold: float = 0.0  # RECOGNIZER_NOT_DIGIT_THRESHOLD
     # Calls handled at once; more get RESOURCE_EXHAUSTED (a 503 at the gateway) at once.
     max_concurrent_rpcs: int = 256  # RECOGNIZER_MAX_CONCURRENT_RPCS; 0: no bound
     grace_seconds: float = 10.0  # RECOGNIZER_GRACE_SECONDS: in-flight calls finish within this on SIGTERM
@@ -42,6 +45,8 @@ class Config:
         ):
             if value < least:
                 raise ConfigError(f"RECOGNIZER_{name}={value}: must be at least {least}")
+        if not 0.0 <= self.not_digit_threshold <= 1.0:
+            raise ConfigError(f"RECOGNIZER_NOT_DIGIT_THRESHOLD={self.not_digit_threshold}: must be within [0, 1]")
 
     @classmethod
     def from_env(cls) -> "Config":

@@ -1,9 +1,10 @@
-"""The Recognizer gRPC service: bytes in, digit and probabilities out.
+"""The Recognizer gRPC service: bytes in, digits and probabilities out.
 
-Each image is decoded and normalised in a small thread pool, then handed to the batcher
-(batching.py), which runs the model on its own thread for every image queued at that moment.
-``RecognizeBatch`` goes through the same path, image by image, so its images share model
-calls with each other and with concurrent ``Recognize`` calls.
+Each image is decoded, cut into its digits and normalised in a small thread pool
+(segment.py), then every piece is handed to the batcher (batching.py), which runs the model on
+its own thread for every piece queued at that moment; reading.py turns the scores into the
+answer. ``RecognizeBatch`` goes through the same path, image by image, so its images share
+model calls with each other and with concurrent ``Recognize`` calls.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from digits import errors
 from digits.grpc_server import GrpcService
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
-from services.recognizer import preprocess
+from services.recognizer import preprocess, reading, segment
 from services.recognizer.batching import Batcher, BatcherClosed
 from services.recognizer.config import Config
 from services.recognizer.model import DigitModel
@@ -63,6 +64,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         self._limits = preprocess.Limits(config.max_image_bytes, config.max_image_pixels)
         self._executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="recognizer")
         self._model: DigitModel | None = None
+        self._threshold = 1.0
         self._batcher: Batcher[np.ndarray, np.ndarray] | None = None
         # Images being decoded right now: each will reach the batcher shortly.
         self._decoding = 0
@@ -97,8 +99,12 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             incoming=lambda: self._decoding,
         )  # fmt: skip
         self._model = model
+        # A model without a "not a digit" output (10 classes) never refuses.
+        chosen = model.metadata.get("calibration", {}).get("not_digit_threshold", 1.0)
+        self._threshold = self._config.not_digit_threshold or chosen
         MODEL_INFO.labels(version).set(1)
-        log.info("batching", extra={"max_batch_size": max_batch, "max_wait_seconds": max_wait})
+        log.info("batching", extra={"max_batch_size": max_batch, "max_wait_seconds": max_wait,
+                                    "not_digit_threshold": self._threshold})
 
     async def close(self) -> None:
         # Called after the server has stopped taking calls: what is queued still runs.
@@ -106,10 +112,10 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await self._batcher.close()
         self._executor.shutdown(wait=True)
 
-    def _preprocess(self, data: bytes) -> np.ndarray:
+    def _preprocess(self, data: bytes) -> list[segment.Group]:
         start = time.perf_counter()
         try:
-            return preprocess.to_mnist(data, self._limits)
+            return segment.read(data, self._limits)
         finally:
             PREPROCESS_SECONDS.observe(time.perf_counter() - start)
 
@@ -118,8 +124,8 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await errors.abort(context, grpc.StatusCode.UNAVAILABLE, "MODEL_LOADING", "the model is still loading; retry shortly")
         return self._model, self._batcher  # type: ignore[return-value]
 
-    def _fields_of(self, images: Sequence[bytes]) -> list[np.ndarray | preprocess.ImageError]:
-        fields: list[np.ndarray | preprocess.ImageError] = []
+    def _groups_of(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:
+        fields: list[list[segment.Group] | preprocess.ImageError] = []
         for data in images:
             try:
                 fields.append(self._preprocess(data))
@@ -131,18 +137,18 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 fields.append(PreprocessingFailed("PREPROCESSING_FAILED", "the image could not be processed (a server error)"))
         return fields
 
-    async def _fields(self, images: Sequence[bytes]) -> list[np.ndarray | preprocess.ImageError]:
-        """The model input for each image, or why there is none, decoded on the worker threads:
+    async def _groups(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:
+        """The digits of each image, or why there are none, decoded on the worker threads:
         one hand-off per thread, not per image (each costs a thread switch and the GIL)."""
         loop = asyncio.get_running_loop()
         groups = self._config.worker_threads
         parts = [images[i::groups] for i in range(min(groups, len(images)))]
         self._decoding += len(images)
         try:
-            done = await asyncio.gather(*(loop.run_in_executor(self._executor, self._fields_of, p) for p in parts))
+            done = await asyncio.gather(*(loop.run_in_executor(self._executor, self._groups_of, p) for p in parts))
         finally:
             self._decoding -= len(images)
-        fields: list[np.ndarray | preprocess.ImageError] = [None] * len(images)  # type: ignore[list-item]
+        fields: list[list[segment.Group] | preprocess.ImageError] = [None] * len(images)  # type: ignore[list-item]
         for i, part in enumerate(done):  # undo the interleaving: image j went to part j % groups
             fields[i::groups] = part
         return fields
@@ -159,15 +165,25 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await errors.abort(context, grpc.StatusCode.INTERNAL, "INFERENCE_FAILED", "inference failed")
         raise AssertionError("unreachable: abort raises")
 
+    def _answer(self, groups: list[segment.Group], scores: list[np.ndarray], version: str) -> recognizer_pb2.RecognizeResponse:
+        try:
+            return reading.answer(groups, scores, self._threshold, version)
+        except preprocess.ImageError as exc:
+            REJECTED.labels(exc.reason).inc()
+            raise
+
     async def Recognize(self, request, context):  # type: ignore[no-untyped-def]
         model, batcher = await self._ready(context)
-        (field,) = await self._fields([request.image])
-        if isinstance(field, PreprocessingFailed):
-            await errors.abort(context, grpc.StatusCode.INTERNAL, field.reason, str(field))
-        if isinstance(field, preprocess.ImageError):
-            await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, field.reason, str(field))
-        (probabilities,) = await self._classify(batcher, [field], context)
-        return _recognition(probabilities, model.version)
+        (groups,) = await self._groups([request.image])
+        if isinstance(groups, PreprocessingFailed):
+            await errors.abort(context, grpc.StatusCode.INTERNAL, groups.reason, str(groups))
+        if isinstance(groups, preprocess.ImageError):
+            await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, groups.reason, str(groups))
+        scores = await self._classify(batcher, reading.fields(groups), context)
+        try:
+            return self._answer(groups, scores, model.version)
+        except preprocess.ImageError as exc:
+            await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc))
 
     async def RecognizeBatch(self, request, context):  # type: ignore[no-untyped-def]
         model, batcher = await self._ready(context)
@@ -177,28 +193,24 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 context, grpc.StatusCode.INVALID_ARGUMENT, "TOO_MANY_IMAGES",
                 f"{len(request.images)} images in one call; the limit is {limit}",
             )  # fmt: skip
-        fields = await self._fields(list(request.images))
-        good = [f for f in fields if not isinstance(f, preprocess.ImageError)]
-        outputs = iter(await self._classify(batcher, good, context))
-        results = [
-            recognizer_pb2.RecognizeBatchResult(
-                error=recognizer_pb2.ImageError(reason=f.reason, message=str(f))
-            )
-            if isinstance(f, preprocess.ImageError)
-            else recognizer_pb2.RecognizeBatchResult(recognition=_recognition(next(outputs), model.version))
-            for f in fields
-        ]
+        images = await self._groups(list(request.images))
+        good = [g for g in images if not isinstance(g, preprocess.ImageError)]
+        scores = iter(await self._classify(batcher, [f for g in good for f in reading.fields(g)], context))
+        results = []
+        for groups in images:
+            if isinstance(groups, preprocess.ImageError):
+                results.append(_error(groups))
+                continue
+            mine = [next(scores) for _ in reading.fields(groups)]
+            try:
+                results.append(recognizer_pb2.RecognizeBatchResult(recognition=self._answer(groups, mine, model.version)))
+            except preprocess.ImageError as exc:
+                results.append(_error(exc))
         return recognizer_pb2.RecognizeBatchResponse(results=results, model_version=model.version)
 
 
-def _recognition(probabilities: np.ndarray, version: str) -> recognizer_pb2.RecognizeResponse:
-    digit = int(np.argmax(probabilities))
-    return recognizer_pb2.RecognizeResponse(
-        digit=digit,
-        confidence=float(probabilities[digit]),
-        probabilities=[float(p) for p in probabilities],
-        model_version=version,
-    )
+def _error(exc: preprocess.ImageError) -> recognizer_pb2.RecognizeBatchResult:
+    return recognizer_pb2.RecognizeBatchResult(error=recognizer_pb2.ImageError(reason=exc.reason, message=str(exc)))
 
 
 def build(config: Config) -> GrpcService:

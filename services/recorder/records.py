@@ -27,6 +27,9 @@ class Record:
     image_size: int
     client_address: str
     received_at: datetime
+    number: str = ""
+    # (digit, confidence, x, y, width, height) of each digit read, left to right.
+    readings: tuple[tuple[int, float, int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ def from_row(row: dict[str, Any], image: bytes | None = None) -> Record:
         image_size=row["image_size"] or 0,
         client_address=row["client_address"] or "",
         received_at=received_at,
+        number=row.get("number") or "",
+        readings=tuple(tuple(r) for r in row.get("readings") or ()),
     )
 
 

@@ -18,6 +18,7 @@ MAX_MODEL_VERSION = 64
 # How far in the future a client's received_at may be (clock skew between machines).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_IDEMPOTENCY_KEY = 128
+MAX_DIGITS = 12  # the recognizer reads at most this many digits in one image
 DEFAULT_PAGE_SIZE = 50  # ListRecognitions, when page_size is 0
 
 
@@ -34,6 +35,12 @@ def invalid_record(request: recorder_pb2.RecordRequest, max_image_bytes: int, no
         return "recognition.confidence must be within [0, 1]"
     if len(rec.probabilities) not in (0, 10):
         return "recognition.probabilities must hold 10 values (or none)"
+    if len(rec.digits) > MAX_DIGITS or len(rec.number) > MAX_DIGITS or any(c not in "0123456789" for c in rec.number):
+        return f"recognition.number must be at most {MAX_DIGITS} digits 0-9, and recognition.digits as many"
+    if rec.number and (len(rec.digits) != len(rec.number) or any(str(d.digit) != n for d, n in zip(rec.digits, rec.number))):
+        return "recognition.digits must be the digits of recognition.number, in order"
+    if any(not 0.0 <= d.confidence <= 1.0 for d in rec.digits):
+        return "recognition.digits[].confidence must be within [0, 1]"
     for name, limit in (
         ("user", MAX_USER),
         ("filename", MAX_FILENAME),

@@ -108,6 +108,10 @@ RECORD_COLUMNS: dict[str, str] = {
     "image_size": "bigint",
     "client_address": "text",
     "received_at": "timestamp",
+    # Every digit read, left to right, and each one's (digit, confidence, x, y, width, height):
+    # added for images holding a number; null in older records (their digit is the answer).
+    "number": "text",
+    "readings": "frozen<list<frozen<tuple<int, float, int, int, int, int>>>>",
 }
 # Columns older versions wrote and reads still fall back to; never written any more.
 LEGACY_COLUMNS: dict[str, str] = {"probabilities": "list<float>"}

@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from digits import errors, trailers
 from digits.grpc_server import GrpcService
-from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
 from services.recorder import failures, paging
 from services.recorder.access import (
     Authenticator,
@@ -71,6 +71,13 @@ def _to_proto(record: Record) -> recorder_pb2.Recognition:
         image_size=record.image_size,
         client_address=record.client_address,
         received_at=_timestamp(record.received_at),
+        number=record.number,
+        digits=[
+            recognizer_pb2.DigitReading(
+                digit=d, confidence=c, box=recognizer_pb2.BoundingBox(x=x, y=y, width=w, height=h)
+            )
+            for d, c, x, y, w, h in record.readings
+        ],
     )
 
 
@@ -260,6 +267,10 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
             image_size=len(rec.image),
             client_address=rec.client_address,
             received_at=received_at,
+            number=rec.number,
+            readings=tuple(
+                (r.digit, r.confidence, r.box.x, r.box.y, r.box.width, r.box.height) for r in rec.digits
+            ),
         )
         try:
             await store.record(record, self._deadline(context))

@@ -1,0 +1,231 @@
+"""Every digit in an upload, left to right, each made into an MNIST field.
+
+People upload "42" as readily as "4". The ink (preprocess.to_ink) falls into marks, connected
+runs of stroke pixels (scipy.ndimage.label). Marks that share most of their horizontal extent
+belong to one digit (a 5's detached bar, a 1's base, a stroke broken by a dry pen); dust is
+dropped. Each remaining mark is one digit, unless it is wide for a digit: then it may be several
+that touch, and its cuts at the thinnest columns are offered as well. Which reading wins
+is the model's to say (server.py picks the one it is surest of), not a fixed rule of geometry.
+
+A digit that fills only a few pixels of a large photo is read again from the full-resolution
+image around it, rather than from the working copy where it would be a smudge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from services.recognizer import preprocess
+from services.recognizer.preprocess import ImageError, Limits
+
+MAX_DIGITS = 12
+# Two marks are one digit when they share this much of the narrower one's width and no more
+# than STACKED of the shorter one's height, or when they share CONTAINED of its width.
+OVERLAP = 0.5
+STACKED = 0.5
+CONTAINED = 0.85
+# A mark below this share of the tallest mark's height, and light, is a dot or dust, not a digit.
+MIN_HEIGHT = 0.35
+LIGHT = 0.2
+# Wider than this × its height, a mark may be touching digits: cuts are offered, into as many
+# digits as its width holds at about DIGIT_WIDTH × its height each (one fewer and one more too).
+WIDE = 1.15
+DIGIT_WIDTH = 0.6
+# Two touching digits: the joint is sought at these shares of the width as well as at the
+# thinnest column (where two round digits touch, no column is thinner than their middles).
+PAIR_CUTS = (0.35, 0.42, 0.5, 0.58, 0.65)
+# More marks than this is texture or noise, not a row of digits: read as one mark (the model
+# then refuses it as "not a digit").
+MAX_MARKS = 4 * MAX_DIGITS
+# Digits spanning less than this share of the working copy's longer side are re-read from the
+# full-resolution image, if it is at least FULL_RES_GAIN times larger.
+SMALL = 0.15
+FULL_RES_GAIN = 1.5
+MARGIN = 0.3  # of the digits' extent, kept around them in the full-resolution crop
+
+Box = tuple[int, int, int, int]  # x, y, width, height in the upright upload's pixels
+
+
+@dataclass(frozen=True)
+class Piece:
+    field: np.ndarray  # float32 28×28, what the model reads
+    box: Box
+
+
+@dataclass(frozen=True)
+class Group:
+    """One mark: ``options[0]`` reads it as one digit; further options cut it into two or three."""
+
+    options: list[list[Piece]]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where the ink array sits in the upright upload: its pixel (0, 0) and its pixel size."""
+
+    x: float
+    y: float
+    scale: float
+
+    def box(self, top: int, bottom: int, left: int, right: int) -> Box:
+        return (round(self.x + left * self.scale), round(self.y + top * self.scale),
+                max(1, round((right - left) * self.scale)), max(1, round((bottom - top) * self.scale)))
+
+
+def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
+    """The digits of an encoded image, left to right (ImageError if there are none or too many)."""
+    image, (full_width, full_height) = preprocess.open_upright(data, limits, draft=True)
+    drafted_width = image.width
+    image = preprocess.working_size(image)
+    ink = preprocess.to_ink(preprocess.to_grayscale(image))
+    frame = _Frame(0.0, 0.0, full_width / image.width)
+    marks = _marks(ink)
+    top, bottom = min(m.top for m in marks), max(m.bottom for m in marks)
+    left, right = min(m.left for m in marks), max(m.right for m in marks)
+    extent = max(bottom - top, right - left)
+    if extent < SMALL * max(image.size) and full_width >= FULL_RES_GAIN * image.width:
+        # The digits are small in a large frame: crop them from the full-resolution image.
+        full = image if drafted_width == full_width else preprocess.open_upright(data, limits)[0]
+        margin = MARGIN * extent
+        x0, y0 = max(0.0, (left - margin) * frame.scale), max(0.0, (top - margin) * frame.scale)
+        x1 = min(float(full_width), (right + margin) * frame.scale)
+        y1 = min(float(full_height), (bottom + margin) * frame.scale)
+        crop = preprocess.working_size(full.crop((round(x0), round(y0), round(x1), round(y1))))
+        ink = preprocess.to_ink(preprocess.to_grayscale(crop))
+        frame = _Frame(round(x0), round(y0), (round(x1) - round(x0)) / crop.width)
+        marks = _marks(ink)
+    if len(marks) == 1:  # one digit: exactly the single-digit path (dust handling included)
+        mark = marks[0]
+        return [Group([[Piece(preprocess.center_in_field(ink), frame.box(*mark.bbox))], *_cuts(mark, frame)])]
+    return [Group([[Piece(preprocess.center_in_field(m.ink), frame.box(*m.bbox))], *_cuts(m, frame)]) for m in marks]
+
+
+@dataclass
+class _Mark:
+    top: int
+    bottom: int
+    left: int
+    right: int
+    labels: set[int]
+    weight: float
+    ink: np.ndarray = None  # type: ignore[assignment]  # its own ink, cropped to bbox
+    mask: np.ndarray = None  # type: ignore[assignment]
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return self.top, self.bottom, self.left, self.right
+
+    def absorb(self, other: _Mark) -> None:
+        self.top, self.bottom = min(self.top, other.top), max(self.bottom, other.bottom)
+        self.left, self.right = min(self.left, other.left), max(self.right, other.right)
+        self.labels |= other.labels
+        self.weight += other.weight
+
+
+def _marks(ink: np.ndarray) -> list[_Mark]:
+    mask = preprocess.stroke_mask(ink)
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        raise ImageError("NO_DIGIT_FOUND", "no digit found: no stroke is large enough")
+    sizes = ndimage.sum_labels(mask, labels, np.arange(1, count + 1))
+    marks = [
+        _Mark(s[0].start, s[0].stop, s[1].start, s[1].stop, {i + 1}, float(sizes[i]))
+        for i, s in enumerate(ndimage.find_objects(labels))
+    ]
+    # Dust is dropped, unless everything is dust (a texture): then it all stays, and is read whole.
+    large = [m for m in marks if m.weight >= preprocess.SPECK_FRACTION * sizes.sum()]
+    marks = _merge(large or marks)
+    texture = not large
+    tallest = max(m.bottom - m.top for m in marks)
+    heaviest = max(m.weight for m in marks)
+    marks = [m for m in marks if m.bottom - m.top >= MIN_HEIGHT * tallest or m.weight >= LIGHT * heaviest]
+    if texture or len(marks) > MAX_MARKS:  # texture, not digits
+        whole = marks[0]
+        for m in marks[1:]:
+            whole.absorb(m)
+        marks = [whole]
+    if len(marks) > MAX_DIGITS:
+        raise ImageError("TOO_MANY_DIGITS", f"found {len(marks)} digits; at most {MAX_DIGITS} are read in one image")
+    marks.sort(key=lambda m: m.left)
+    for m in marks:
+        window = labels[m.top : m.bottom, m.left : m.right]
+        # Its own strokes, plus unlabelled faint pixels (anti-aliased edges); not its neighbours'.
+        own = np.isin(window, list(m.labels)) | (window == 0)
+        m.ink = np.where(own, ink[m.top : m.bottom, m.left : m.right], 0.0).astype(np.float32)
+        m.mask = np.isin(window, list(m.labels))
+    return marks
+
+
+def _merge(marks: list[_Mark]) -> list[_Mark]:
+    """Join marks that are parts of one digit, until none are: they share most of the narrower
+    one's width and lie one above the other (a detached bar or base, a broken stroke), or one
+    lies almost wholly within the other's columns. Two slanted digits side by side share
+    columns too, but each spans the full height: they stay apart."""
+    merged = True
+    while merged:
+        merged = False
+        marks.sort(key=lambda m: m.left)
+        for i, a in enumerate(marks):
+            for b in marks[i + 1 :]:
+                if b.left >= a.right:
+                    break
+                if _one_digit(a, b):
+                    a.absorb(b)
+                    marks.remove(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    return marks
+
+
+def _one_digit(a: _Mark, b: _Mark) -> bool:
+    narrower = min(a.right - a.left, b.right - b.left)
+    shared_x = min(a.right, b.right) - max(a.left, b.left)
+    shared_y = min(a.bottom, b.bottom) - max(a.top, b.top)
+    shorter = min(a.bottom - a.top, b.bottom - b.top)
+    return shared_x >= CONTAINED * narrower or (shared_x >= OVERLAP * narrower and shared_y <= STACKED * shorter)
+
+
+def _cuts(mark: _Mark, frame: _Frame) -> list[list[Piece]]:
+    """Readings of a wide mark as k touching digits, for the k its width suggests (and one
+    fewer and one more), each cut at the columns where the fewest stroke pixels cross; and as
+    two, cut at several places."""
+    height, width = mark.bottom - mark.top, mark.right - mark.left
+    if width <= WIDE * height:
+        return []
+    columns = mark.mask.sum(axis=0).astype(np.float64)
+    guess = max(2, round(width / (DIGIT_WIDTH * height)))
+    plans = {tuple(round(f * width) for f in (0.5,))}
+    plans |= {(round(f * width),) for f in PAIR_CUTS}
+    for k in sorted({max(2, guess - 1), max(2, guess), guess + 1}):
+        if k <= MAX_DIGITS:
+            # Near each even split, the thinnest column: where two touching digits meet.
+            plans.add(tuple(_thinnest(columns, (i - 0.35) / k, (i + 0.35) / k) for i in range(1, k)))
+    options = []
+    for cuts in sorted(plans, key=lambda c: (len(c), c)):
+        edges = [0, *cuts, width]
+        pieces = []
+        for a, b in zip(edges, edges[1:]):
+            if b - a < 2:
+                break
+            try:
+                field = preprocess.center_in_field(mark.ink[:, a:b])
+            except ImageError:
+                break
+            rows = np.flatnonzero(mark.mask[:, a:b].any(axis=1))
+            top = mark.top + (int(rows[0]) if rows.size else 0)
+            bottom = mark.top + (int(rows[-1]) + 1 if rows.size else height)
+            pieces.append(Piece(field, frame.box(top, bottom, mark.left + a, mark.left + b)))
+        else:
+            options.append(pieces)
+    return options
+
+
+def _thinnest(columns: np.ndarray, start: float, stop: float) -> int:
+    a, b = int(len(columns) * start), max(int(len(columns) * stop), int(len(columns) * start) + 1)
+    return a + int(np.argmin(columns[a:b]))
+
