@@ -13,7 +13,7 @@ REQS    := requirements-dev.txt services/recognizer/requirements.txt services/re
 # The client package and its `digits` CLI (clients/python), with the stubs it ships.
 REQS    += clients/python/pyproject.toml clients/python/hatch_build.py $(wildcard digits/v1/*.py*)
 
-.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld bench bench-recognizer bench-recorder clean
+.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -25,6 +25,7 @@ help:
 	@echo "make train    retrain the model from MNIST=$(MNIST)"
 	@echo "make eval     test accuracy of the committed model"
 	@echo "make eval-realworld   accuracy on generated real-world uploads, through the HTTP API"
+	@echo "make eval-styles      styles MNIST lacks, not-a-digit refusal, numbers, calibration, through the HTTP API"
 	@echo "make bench    the stack against a seed-style app under wrk, with ratios, stages and overload (BENCH_SECONDS=15)"
 	@echo "make bench-recognizer / bench-recorder   benchmarks: tables and plots in benchmarks/results/"
 
@@ -76,6 +77,10 @@ eval: $(STAMP)
 
 eval-realworld: deps cassandra
 	$(PY) -m benchmarks.realworld --mnist $(MNIST)
+
+# Writes benchmarks/results/styles.md and the figures into the model card.
+eval-styles: deps cassandra
+	$(PY) -m benchmarks.styles --mnist $(MNIST)
 
 # Not part of `make test`: several minutes of load on the whole machine. Results, tables and plots,
 # in benchmarks/results/bench.md; BENCH_SECONDS=5 BENCH_OVERLOAD_SECONDS=10 for a quick pass.

@@ -214,3 +214,32 @@ def test_a_retried_record_call_stores_one_record_visible_over_http(stack, http):
     assert [i["id"] for i in items] == list(ids)
     image = http.get(items[0]["image_url"])
     assert image.status_code == 200 and image.content == SEVEN
+
+
+def test_a_number_is_answered_and_recorded_digit_by_digit(http):
+    from tests import drawn
+
+    data, expected = drawn.number(3, gap=6, start=40)
+    reply = upload(http, data, name="number.png", user="ada")
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["number"] == expected and body["digit"] == int(expected[0])
+    assert [d["digit"] for d in body["digits"]] == [int(c) for c in expected]
+    assert all(set(d["box"]) == {"x", "y", "width", "height"} for d in body["digits"])
+    assert http.get(f"/v1/recognitions/{body['id']}").json() == body  # as stored in Cassandra
+
+
+def test_a_single_digit_has_a_number_equal_to_it(http):
+    body = upload(http).json()
+    assert body["number"] == "7" and len(body["digits"]) == 1
+
+
+def test_what_is_not_a_digit_is_refused_and_not_recorded(http):
+    from tests import drawn
+
+    before = len(all_pages(http, user="not-a-digit-test", limit=50))
+    reply = upload(http, drawn.symbol("A", seed=3), name="letter.png", user="not-a-digit-test")
+    assert reply.status_code == 422, reply.text
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["type"] == "/problems/not-a-digit"
+    assert len(all_pages(http, user="not-a-digit-test", limit=50)) == before

@@ -261,3 +261,44 @@ def test_a_model_tflite_converted_from_another_model_never_serves(tmp_path):
     finally:
         channel.close()
         service.stop()
+
+
+def test_a_number_is_read_digit_by_digit_left_to_right(recognizer):
+    from tests import drawn
+
+    for count, gap in ((2, 6), (4, 4), (3, -1)):
+        data, expected = drawn.number(count, gap=gap, start=20)
+        reply = recognize(recognizer, data)
+        assert reply.number == expected, (count, gap)
+        assert [d.digit for d in reply.digits] == [int(c) for c in expected]
+        xs = [d.box.x for d in reply.digits]
+        assert xs == sorted(xs) and all(d.box.width > 0 and d.box.height > 0 for d in reply.digits)
+        assert reply.digit == reply.digits[0].digit and reply.confidence == pytest.approx(reply.digits[0].confidence)
+
+
+def test_a_single_digit_is_its_own_number_with_a_box(recognizer):
+    reply = recognize(recognizer, (DATA / "seven.png").read_bytes())
+    assert reply.number == "7" and len(reply.digits) == 1
+    assert reply.digits[0].box.width > 0 and 0.0 <= reply.not_digit_probability < 0.5
+
+
+@pytest.mark.parametrize("name", ["A", "H", "#", "star", "heart", "K"])
+def test_letters_and_symbols_are_refused_as_not_a_digit(recognizer, name):
+    from tests import drawn
+
+    with pytest.raises(grpc.RpcError) as caught:
+        recognize(recognizer, drawn.symbol(name, seed=3))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert errors.reason_of(caught.value) == "NOT_A_DIGIT"
+
+
+def test_the_not_a_digit_threshold_can_be_raised_to_never_refuse():
+    from tests import drawn
+
+    service, channel = serve(not_digit_threshold=1.0)
+    try:
+        with channel:
+            reply = recognize(channel, drawn.symbol("A", seed=3))
+            assert len(reply.number) == 1 and reply.not_digit_probability > 0.5
+    finally:
+        service.stop()

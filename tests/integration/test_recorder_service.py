@@ -384,3 +384,36 @@ def test_the_recorder_survives_a_cassandra_restart(stub, cassandra, cql):
             assert time.monotonic() < deadline, "the test's own driver session did not reconnect"
             time.sleep(1)
     assert [row and row.user for row in rows] == ["restart", "restart"]
+
+
+def test_a_number_and_its_digits_are_stored_and_listed(stub):
+    from digits.v1 import recognizer_pb2
+
+    readings = [
+        recognizer_pb2.DigitReading(digit=d, confidence=c, box=recognizer_pb2.BoundingBox(x=x, y=4, width=20, height=30))
+        for d, c, x in ((4, 0.97, 3), (2, 0.88, 30))
+    ]
+    user = unique_user()
+    stored = record(stub, digit=4, number="42", digits=readings, user=user)
+    fetched = stub.GetRecognition(recorder_pb2.GetRecognitionRequest(id=stored.id), timeout=10)
+    assert fetched.number == "42"
+    assert [(d.digit, d.box.x, d.box.width) for d in fetched.digits] == [(4, 3, 20), (2, 30, 20)]
+    assert [d.confidence for d in fetched.digits] == pytest.approx([0.97, 0.88])
+    (listed,) = stub.ListRecognitions(recorder_pb2.ListRecognitionsRequest(user=user), timeout=10).recognitions
+    assert listed.number == "42" and len(listed.digits) == 2
+
+
+@pytest.mark.parametrize(
+    ("number", "digits", "message"),
+    [("4x", [4, 0], "at most 12 digits"), ("4" * 13, [4] * 13, "at most 12 digits"), ("42", [4, 3], "digits of"),
+     ("42", [4], "digits of")],
+    ids=["not-digits", "too-long", "mismatch", "missing"],
+)
+def test_a_number_that_does_not_match_its_digits_is_refused(stub, number, digits, message):
+    from digits.v1 import recognizer_pb2
+
+    readings = [recognizer_pb2.DigitReading(digit=d, confidence=0.9) for d in digits]
+    with pytest.raises(grpc.RpcError) as caught:
+        record(stub, number=number, digits=readings)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in caught.value.details()

@@ -3,24 +3,23 @@ small fake for one image (no server, no model): an unexpected failure fails that
 
 from __future__ import annotations
 
-import numpy as np
-
-from services.recognizer import preprocess, server
+from services.recognizer import preprocess, segment, server
 from services.recognizer.config import Config
 from tests.helpers import DATA
 
 
 def test_an_unexpected_preprocessing_error_fails_its_image_alone(monkeypatch):
-    real = preprocess.to_mnist
+    real = segment.read
 
     def flaky(data, limits):  # type: ignore[no-untyped-def]
         if data == b"boom":
             raise RuntimeError("a bug")
         return real(data, limits)
 
-    monkeypatch.setattr(preprocess, "to_mnist", flaky)
+    monkeypatch.setattr(segment, "read", flaky)
     servicer = server.RecognizerServicer(Config())
-    fields = servicer._fields_of([(DATA / "seven.png").read_bytes(), b"boom", b""])
-    assert isinstance(fields[0], np.ndarray) and fields[0].shape == (28, 28)
+    fields = servicer._groups_of([(DATA / "seven.png").read_bytes(), b"boom", b""])
+    (group,) = fields[0]
+    assert group.options[0][0].field.shape == (28, 28)
     assert isinstance(fields[1], server.PreprocessingFailed) and fields[1].reason == "PREPROCESSING_FAILED"
     assert isinstance(fields[2], preprocess.ImageError) and fields[2].reason == "EMPTY_IMAGE"

@@ -1,0 +1,82 @@
+"""Finding every digit of an upload (segment.py), on real images: rows of MNIST test digits,
+a digit small in a large photo, a broken stroke, too many digits."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.recognizer import preprocess, segment
+from tests import drawn
+from tests.helpers import encode, mnist_test
+
+
+def _lefts(groups: list[segment.Group]) -> list[int]:
+    return [g.options[0][0].box[0] for g in groups]
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_digits_apart_are_read_left_to_right(count):
+    data, expected = drawn.number(count, gap=6, start=10)
+    groups = segment.read(data)
+    assert len(groups) == count
+    assert _lefts(groups) == sorted(_lefts(groups))
+    for group in groups:
+        (piece,) = group.options[0]
+        assert piece.field.shape == (28, 28) and piece.field.max() == pytest.approx(1.0)
+
+
+def test_one_digit_reads_exactly_as_the_single_digit_path():
+    images, _ = mnist_test(20)
+    for image in images:
+        data = encode(image)
+        (group,) = segment.read(data)
+        np.testing.assert_array_equal(group.options[0][0].field, preprocess.to_mnist(data))
+
+
+def test_touching_digits_are_offered_cut_at_their_joint():
+    data, expected = drawn.number(2, gap=-1, start=3)
+    groups = segment.read(data)
+    assert len(groups) == 1, "touching digits are one mark"
+    counts = [len(option) for option in groups[0].options]
+    assert counts[0] == 1 and 2 in counts
+
+
+def test_a_broken_stroke_stays_one_digit():
+    images, _ = mnist_test(1)
+    seven = images[0].copy()
+    seven[14:16] = 0  # a dry pen: the stem interrupted
+    big = np.asarray(Image.fromarray(seven).resize((112, 112), Image.Resampling.NEAREST))
+    assert len(segment.read(drawn.png(big / 255.0))) == 1
+
+
+def test_a_small_digit_in_a_large_photo_is_read_from_full_resolution():
+    images, _ = mnist_test(1)
+    frame = np.full((3000, 3000), 230, dtype=np.uint8)
+    digit = np.asarray(Image.fromarray(images[0]).resize((150, 150), Image.Resampling.BILINEAR))
+    frame[1400:1550, 2000:2150] = np.minimum(frame[1400:1550, 2000:2150], 255 - digit)
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, "JPEG", quality=90)
+    (group,) = segment.read(buffer.getvalue())
+    (piece,) = group.options[0]
+    x, y, w, h = piece.box
+    assert 1990 <= x <= 2060 and 1390 <= y <= 1440 and 60 <= w <= 160 and 90 <= h <= 160
+    # From full resolution the field has MNIST's smooth strokes, not a few blown-up pixels.
+    assert (piece.field > 0.05).sum() > 80
+
+
+def test_more_than_the_limit_is_refused():
+    data, _ = drawn.number(segment.MAX_DIGITS + 1, gap=8, start=0, scale=2)
+    with pytest.raises(preprocess.ImageError) as refused:
+        segment.read(data)
+    assert refused.value.reason == "TOO_MANY_DIGITS"
+
+
+def test_a_texture_of_specks_is_one_mark_not_a_crash():
+    r = np.random.default_rng(0)
+    specks = (r.random((300, 300)) > 0.985).astype(np.float32)  # hundreds of tiny dots, none large
+    groups = segment.read(drawn.png(specks))
+    assert len(groups) == 1
