@@ -13,6 +13,7 @@ image around it, rather than from the working copy where it would be a smudge.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +112,20 @@ class _Mark:
     right: int
     labels: set[int]
     weight: float
-    ink: np.ndarray = None  # type: ignore[assignment]  # its own ink, cropped to bbox
-    mask: np.ndarray = None  # type: ignore[assignment]
+    window: tuple[np.ndarray, np.ndarray] = None  # type: ignore[assignment]  # labels and ink in its bbox
+
+    # Made when needed: a lone digit that is not wide never needs them.
+    @functools.cached_property
+    def mask(self) -> np.ndarray:
+        """Its own stroke pixels, in its bounding box."""
+        return np.isin(self.window[0], list(self.labels))
+
+    @functools.cached_property
+    def ink(self) -> np.ndarray:
+        """Its own ink in its bounding box: its strokes and the unlabelled faint pixels around
+        them (anti-aliased edges), not its neighbours' strokes."""
+        own = self.mask | (self.window[0] == 0)
+        return np.where(own, self.window[1], 0.0).astype(np.float32)
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -151,11 +164,7 @@ def _marks(ink: np.ndarray) -> list[_Mark]:
         raise ImageError("TOO_MANY_DIGITS", f"found {len(marks)} digits; at most {MAX_DIGITS} are read in one image")
     marks.sort(key=lambda m: m.left)
     for m in marks:
-        window = labels[m.top : m.bottom, m.left : m.right]
-        # Its own strokes, plus unlabelled faint pixels (anti-aliased edges); not its neighbours'.
-        own = np.isin(window, list(m.labels)) | (window == 0)
-        m.ink = np.where(own, ink[m.top : m.bottom, m.left : m.right], 0.0).astype(np.float32)
-        m.mask = np.isin(window, list(m.labels))
+        m.window = (labels[m.top : m.bottom, m.left : m.right], ink[m.top : m.bottom, m.left : m.right])
     return marks
 
 
