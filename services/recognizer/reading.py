@@ -1,9 +1,10 @@
 """From the model's outputs for an image's pieces to its answer: which reading of each mark wins,
 whether the image is "not a digit", and the RecognizeResponse.
 
-The model scores every piece segment.read offers; a mark is read whole unless the model is
-unsure of it whole and sure of every digit of one of its cuts (two "4" and "2" it knows, where
-"42" whole is nothing it knows).
+The model scores every piece segment.read offers. A mark is read whole unless the model is
+unsure of it whole; then the best path of spans through it (dynamic programming over its cut
+points, each span scored by the chance that it is a digit and read right) may read it as
+several touching digits: a "4" and a "2" the model knows, where "42" whole is nothing it knows.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Scored:
 
 def fields(groups: list[Group]) -> list[np.ndarray]:
     """Every field the model must score for these groups, in the order ``answer`` expects."""
-    return [piece.field for group in groups for option in group.options for piece in option]
+    return [piece.field for piece in _pieces(groups)]
 
 
 def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: float,
@@ -49,8 +50,8 @@ def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: floa
     scored = iter(Scored(p, d, float(n)) for p, d, n in zip(_pieces(groups), digits, not_digit))
     chosen: list[Scored] = []
     for group in groups:
-        options = [[next(scored) for _ in option] for option in group.options]
-        chosen.extend(_best(options, threshold))
+        spans = {span: next(scored) for span in group.pieces}
+        chosen.extend(_best(group.points, spans, threshold))
     worst = max(s.not_digit for s in chosen)
     if worst >= threshold:
         where = "" if len(chosen) == 1 else f" (in mark {1 + max(range(len(chosen)), key=lambda i: chosen[i].not_digit)} of {len(chosen)})"
@@ -75,26 +76,44 @@ def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: floa
 
 
 def _pieces(groups: list[Group]) -> list[Piece]:
-    return [piece for group in groups for option in group.options for piece in option]
+    return [piece for group in groups for piece in group.pieces.values()]
 
 
-def _best(options: list[list[Scored]], threshold: float) -> list[Scored]:
-    """The whole mark when it is read with confidence. Otherwise the cut whose digits are read
-    with the most confidence (per digit), if every one of them is a digit and, where the whole
-    was read as a digit at all, they are read surely and more surely than the whole."""
-    (whole,) = options[0]
+def _best(points: int, spans: dict[tuple[int, int], Scored], threshold: float) -> list[Scored]:
+    """The whole mark when it is read with confidence. Otherwise the likeliest path of spans
+    through its cut points, if every span on it is a digit, read surely, and (where the whole
+    was read as a digit at all) more surely than the whole. Pieces of a letter or a scribble
+    are often digit-like, but seldom all surely so."""
+    whole = spans[(0, points - 1)]
     refused = whole.not_digit >= threshold
-    if not refused and whole.confidence >= SURE:
+    if points == 2 or (not refused and whole.confidence >= SURE):
         return [whole]
-    best, best_score = [whole], 0.0
-    for cut in options[1:]:
-        if any(s.not_digit >= threshold for s in cut):
-            continue
-        # The chance that every digit is right, per digit: more pieces are not favoured for
-        # having more factors.
-        score = float(np.prod([s.confidence for s in cut])) ** (1 / len(cut))
-        if score > best_score:
-            best, best_score = cut, score
-    if refused or (best_score >= SURE and best_score > whole.confidence):
-        return best
+    path = _likeliest(points, spans)
+    if len(path) < 2 or any(s.not_digit >= threshold for s in path):
+        return [whole]
+    # The chance that every digit is right, per digit: longer paths are not favoured for
+    # having more factors.
+    score = float(np.prod([s.confidence for s in path])) ** (1 / len(path))
+    if score >= SURE and (refused or score > whole.confidence):
+        return path
     return [whole]
+
+
+def _likeliest(points: int, spans: dict[tuple[int, int], Scored]) -> list[Scored]:
+    """The path from point 0 to the last that maximises the summed log of each span's chance of
+    being a digit read right (Viterbi over the cut points)."""
+    best = [0.0] + [-np.inf] * (points - 1)
+    back = [-1] * points
+    for (i, j), s in sorted(spans.items(), key=lambda item: item[0][1]):
+        if (i, j) == (0, points - 1) or best[i] == -np.inf:
+            continue  # the whole is judged apart
+        gain = best[i] + np.log(max(s.confidence * (1.0 - s.not_digit), 1e-12))
+        if gain > best[j]:
+            best[j], back[j] = gain, i
+    if back[points - 1] < 0:
+        return []
+    path, j = [], points - 1
+    while j > 0:
+        path.append(spans[(back[j], j)])
+        j = back[j]
+    return path[::-1]

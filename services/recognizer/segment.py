@@ -4,8 +4,9 @@ People upload "42" as readily as "4". The ink (preprocess.to_ink) falls into mar
 runs of stroke pixels (scipy.ndimage.label). Marks that share most of their horizontal extent
 belong to one digit (a 5's detached bar, a 1's base, a stroke broken by a dry pen); dust is
 dropped. Each remaining mark is one digit, unless it is wide for a digit: then it may be several
-that touch, and its cuts at the thinnest columns are offered as well. Which reading wins
-is the model's to say (server.py picks the one it is surest of), not a fixed rule of geometry.
+that touch, and its spans between candidate cut points are offered as well. Which reading wins
+is the model's to say (reading.py finds the path of spans it is surest of), not a fixed rule
+of geometry.
 
 A digit that fills only a few pixels of a large photo is read again from the full-resolution
 image around it, rather than from the working copy where it would be a smudge.
@@ -31,13 +32,18 @@ CONTAINED = 0.85
 # A mark below this share of the tallest mark's height, and light, is a dot or dust, not a digit.
 MIN_HEIGHT = 0.35
 LIGHT = 0.2
-# Wider than this × its height, a mark may be touching digits: cuts are offered, into as many
-# digits as its width holds at about DIGIT_WIDTH × its height each (one fewer and one more too).
+# Wider than this × its height, a mark may be touching digits: it is offered cut at candidate
+# points, and every span between two of them from MIN_SPAN to MAX_SPAN × its height wide (a
+# digit's width, a narrow 1 to a broad 0) is scored by the model.
 WIDE = 1.15
-DIGIT_WIDTH = 0.6
-# Two touching digits: the joint is sought at these shares of the width as well as at the
-# thinnest column (where two round digits touch, no column is thinner than their middles).
+MIN_SPAN = 0.15
+MAX_SPAN = 1.3
+# Candidate points: valleys of the column profile, and these shares of the width (where two
+# round digits overlap, no column need be thinner than their middles); at most MAX_POINTS, at
+# least MIN_GAP × the height apart.
 PAIR_CUTS = (0.35, 0.42, 0.5, 0.58, 0.65)
+MAX_POINTS = 16
+MIN_GAP = 0.1
 # More marks than this is texture or noise, not a row of digits: read as one mark (the model
 # then refuses it as "not a digit").
 MAX_MARKS = 4 * MAX_DIGITS
@@ -58,9 +64,17 @@ class Piece:
 
 @dataclass(frozen=True)
 class Group:
-    """One mark: ``options[0]`` reads it as one digit; further options cut it into two or three."""
+    """One mark and the ways to read it: ``pieces[(i, j)]`` is the mark from its ``i``-th to its
+    ``j``-th cut point (points 0 and ``points - 1`` are its left and right edges), so
+    ``pieces[(0, points - 1)]`` is the whole mark and any path of spans from 0 to the last point
+    is one reading of it as touching digits."""
 
-    options: list[list[Piece]]
+    points: int
+    pieces: dict[tuple[int, int], Piece]
+
+    @property
+    def whole(self) -> Piece:
+        return self.pieces[(0, self.points - 1)]
 
 
 @dataclass(frozen=True)
@@ -99,9 +113,8 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
         frame = _Frame(round(x0), round(y0), (round(x1) - round(x0)) / crop.width)
         marks = _marks(ink)
     if len(marks) == 1:  # one digit: exactly the single-digit path (dust handling included)
-        mark = marks[0]
-        return [Group([[Piece(preprocess.center_in_field(ink), frame.box(*mark.bbox))], *_cuts(mark, frame)])]
-    return [Group([[Piece(preprocess.center_in_field(m.ink), frame.box(*m.bbox))], *_cuts(m, frame)]) for m in marks]
+        return [_group(marks[0], frame, preprocess.center_in_field(ink))]
+    return [_group(m, frame, preprocess.center_in_field(m.ink)) for m in marks]
 
 
 @dataclass
@@ -199,42 +212,50 @@ def _one_digit(a: _Mark, b: _Mark) -> bool:
     return shared_x >= CONTAINED * narrower or (shared_x >= OVERLAP * narrower and shared_y <= STACKED * shorter)
 
 
-def _cuts(mark: _Mark, frame: _Frame) -> list[list[Piece]]:
-    """Readings of a wide mark as k touching digits, for the k its width suggests (and one
-    fewer and one more), each cut at the columns where the fewest stroke pixels cross; and as
-    two, cut at several places."""
+def _group(mark: _Mark, frame: _Frame, whole: np.ndarray) -> Group:
+    """The mark whole and, if it is wide for one digit, every span between two of its candidate
+    cut points that is as wide as a digit can be: the model scores each once, and reading.py
+    finds the best path through them (segmentation by recognition)."""
     height, width = mark.bottom - mark.top, mark.right - mark.left
     if width <= WIDE * height:
-        return []
-    columns = mark.mask.sum(axis=0).astype(np.float64)
-    guess = max(2, round(width / (DIGIT_WIDTH * height)))
-    plans = {tuple(round(f * width) for f in (0.5,))}
-    plans |= {(round(f * width),) for f in PAIR_CUTS}
-    for k in sorted({max(2, guess - 1), max(2, guess), guess + 1}):
-        if k <= MAX_DIGITS:
-            # Near each even split, the thinnest column: where two touching digits meet.
-            plans.add(tuple(_thinnest(columns, (i - 0.35) / k, (i + 0.35) / k) for i in range(1, k)))
-    options = []
-    for cuts in sorted(plans, key=lambda c: (len(c), c)):
-        edges = [0, *cuts, width]
-        pieces = []
-        for a, b in zip(edges, edges[1:]):
-            if b - a < 2:
+        return Group(2, {(0, 1): Piece(whole, frame.box(*mark.bbox))})
+    points = _cut_points(mark)
+    pieces = {(0, len(points) - 1): Piece(whole, frame.box(*mark.bbox))}
+    for i, a in enumerate(points):
+        for j in range(i + 1, len(points)):
+            b = points[j]
+            if b - a > MAX_SPAN * height:
                 break
+            if b - a < MIN_SPAN * height or (i, j) in pieces:
+                continue
             try:
                 field = preprocess.center_in_field(mark.ink[:, a:b])
-            except ImageError:
-                break
+            except ImageError:  # nothing but faint edges between these two points
+                continue
             rows = np.flatnonzero(mark.mask[:, a:b].any(axis=1))
             top = mark.top + (int(rows[0]) if rows.size else 0)
             bottom = mark.top + (int(rows[-1]) + 1 if rows.size else height)
-            pieces.append(Piece(field, frame.box(top, bottom, mark.left + a, mark.left + b)))
-        else:
-            options.append(pieces)
-    return options
+            pieces[(i, j)] = Piece(field, frame.box(top, bottom, mark.left + a, mark.left + b))
+    return Group(len(points), pieces)
 
 
-def _thinnest(columns: np.ndarray, start: float, stop: float) -> int:
-    a, b = int(len(columns) * start), max(int(len(columns) * stop), int(len(columns) * start) + 1)
-    return a + int(np.argmin(columns[a:b]))
-
+def _cut_points(mark: _Mark) -> list[int]:
+    """Where two touching digits may meet: the valleys of the mark's column profile (few stroke
+    pixels cross there) and a few fixed shares of its width, at least MIN_GAP apart; and its
+    two edges."""
+    height, width = mark.bottom - mark.top, mark.right - mark.left
+    columns = np.convolve(mark.mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
+    inner = np.arange(1, width - 1)
+    valleys = inner[(columns[inner] <= columns[inner - 1]) & (columns[inner] <= columns[inner + 1])
+                    & (columns[inner] <= np.median(columns))]
+    # Lowest valleys first; fixed shares only where no valley is near.
+    candidates = [int(v) for v in valleys[np.argsort(columns[valleys], kind="stable")]]
+    candidates += [round(f * width) for f in PAIR_CUTS]
+    gap = max(2, round(MIN_GAP * height))
+    chosen: list[int] = []
+    for c in candidates:
+        if gap <= c <= width - gap and all(abs(c - k) >= gap for k in chosen):
+            chosen.append(c)
+        if len(chosen) == MAX_POINTS:
+            break
+    return [0, *sorted(chosen), width]

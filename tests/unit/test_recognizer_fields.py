@@ -20,6 +20,6 @@ def test_an_unexpected_preprocessing_error_fails_its_image_alone(monkeypatch):
     servicer = server.RecognizerServicer(Config())
     fields = servicer._groups_of([(DATA / "seven.png").read_bytes(), b"boom", b""])
     (group,) = fields[0]
-    assert group.options[0][0].field.shape == (28, 28)
+    assert group.whole.field.shape == (28, 28)
     assert isinstance(fields[1], server.PreprocessingFailed) and fields[1].reason == "PREPROCESSING_FAILED"
     assert isinstance(fields[2], preprocess.ImageError) and fields[2].reason == "EMPTY_IMAGE"
