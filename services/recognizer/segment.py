@@ -43,6 +43,9 @@ MAX_SPAN = 1.3
 # least MIN_GAP × the height apart.
 PAIR_CUTS = (0.35, 0.42, 0.5, 0.58, 0.65)
 MAX_POINTS = 16
+# A mark whose box is mostly ink is a filled shape (a shadow, a blot), not strokes: never cut
+# (each slice of a solid block would read as a bold 1). Handwriting fills a third of its box.
+SOLID = 0.65
 MIN_GAP = 0.1
 # More marks than this is texture or noise, not a row of digits: read as one mark (the model
 # then refuses it as "not a digit").
@@ -217,7 +220,7 @@ def _group(mark: _Mark, frame: _Frame, whole: np.ndarray) -> Group:
     cut points that is as wide as a digit can be: the model scores each once, and reading.py
     finds the best path through them (segmentation by recognition)."""
     height, width = mark.bottom - mark.top, mark.right - mark.left
-    if width <= WIDE * height:
+    if width <= WIDE * height or mark.mask.mean() > SOLID:
         return Group(2, {(0, 1): Piece(whole, frame.box(*mark.bbox))})
     points = _cut_points(mark)
     pieces = {(0, len(points) - 1): Piece(whole, frame.box(*mark.bbox))}
