@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -106,12 +107,29 @@ def refusal_curve(not_digit: np.ndarray, is_digit: np.ndarray, thresholds: np.nd
 
 def choose_threshold(not_digit: np.ndarray, is_digit: np.ndarray, max_digits_refused: float) -> float:
     """The lowest threshold (the most non-digits refused) that refuses at most
-    ``max_digits_refused`` of the validation digits."""
+    ``max_digits_refused`` of the validation digits, to 4 decimals, rounded up."""
     scores = np.sort(not_digit[is_digit])[::-1]
     allowed = int(math.floor(max_digits_refused * len(scores)))
     # Refusing score >= t refuses every digit scored at least t: t just above the (allowed+1)-th highest.
-    t = float(np.nextafter(scores[allowed], 1.0)) if allowed < len(scores) else 0.0
-    return min(max(t, 0.5), 0.999)  # never refuse what the model thinks more likely a digit
+    t = math.floor(float(scores[allowed]) * 10_000 + 1) / 10_000 if allowed < len(scores) else 0.0
+    return min(max(t, 0.5), 0.9999)  # never refuse what the model thinks more likely a digit
+
+
+def refusal(not_digit: np.ndarray, is_digit: np.ndarray, max_digits_refused: float, plot: Path) -> dict:
+    """The refusal threshold and its trade-off on a validation split (model.json's fields), and
+    its curve plotted to ``plot``."""
+    threshold = choose_threshold(not_digit, is_digit, max_digits_refused)
+    grid = np.unique(np.concatenate([np.linspace(0.5, 0.99, 50), 1 - np.logspace(-2, -4, 9), [threshold]]))
+    curve = refusal_curve(not_digit, is_digit, grid)
+    plot_refusal(curve, threshold, str(plot))
+    _, digits_refused, others_refused = refusal_curve(not_digit, is_digit, np.array([threshold]))[0]
+    return {
+        "not_digit_threshold": threshold,
+        "max_digits_refused": max_digits_refused,
+        "validation_digits_refused": round(digits_refused, 5),
+        "validation_not_digits_refused": round(others_refused, 5),
+        "refusal_curve": [[round(v, 5) for v in c] for c in curve],
+    }
 
 
 def plot_reliability(before: Reliability, after: Reliability, path: str, title: str) -> None:

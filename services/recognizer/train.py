@@ -38,8 +38,6 @@ from services.recognizer.synth import dataset
 from services.recognizer.model import TFLITE_FILE, VERSION_HEX_DIGITS, Interpreter, content_hash
 
 INPUT_SHAPE = (28, 28, 1)
-# The validation split's synthetic images come from another random stream than training's.
-VALIDATION_SEED = 1_000
 # Augmentation ranges: MNIST digits are already size-normalised and centred, so only small
 # perturbations help; larger ones turn 6s into 9s and 1s into 7s.
 ROTATION_DEGREES = 10.0
@@ -207,18 +205,16 @@ def training_data(args: argparse.Namespace, data: mnist.Mnist) -> tuple[np.ndarr
     share, some of them again stretched to fill their box, synthetic styles and non-digits.
     The validation split (MNIST digits and synthetic ones from another seed) fits the
     temperature and the refusal threshold; MNIST's test set is never touched here."""
+    val_idx, train_idx = dataset.split_mnist(len(data.x_train), args.val_mnist, args.seed)
+    # The generator's state after the split's permutation, as it always was (reproducibility).
     rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(data.x_train))
-    val_idx, train_idx = order[: args.val_mnist], order[args.val_mnist :]
+    rng.permutation(len(data.x_train))
     stretched_idx = rng.choice(train_idx, args.stretched, replace=False)
     x_stretched = dataset.stretched_mnist(data.x_train[stretched_idx], args.seed)
     x_extra, y_extra = dataset.extra_training_set(args.seed, args.styles, args.not_digits)
-    x_val_extra, y_val_extra = dataset.extra_training_set(args.seed + VALIDATION_SEED, args.val_synthetic,
-                                                          args.val_synthetic)
+    x_val, y_val = dataset.validation_set(data.x_train, data.y_train, args.seed, args.val_mnist, args.val_synthetic)
     x_train = np.concatenate([data.x_train[train_idx], x_stretched, x_extra])
     y_train = np.concatenate([data.y_train[train_idx], data.y_train[stretched_idx], y_extra])
-    x_val = np.concatenate([data.x_train[val_idx], x_val_extra])
-    y_val = np.concatenate([data.y_train[val_idx], y_val_extra])
     counts = {
         "mnist_train": len(train_idx), "mnist_stretched": args.stretched, "synthetic_styles": args.styles,
         "synthetic_not_digits": args.not_digits, "validation_mnist": len(val_idx),
@@ -239,24 +235,14 @@ def calibrate(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, max_digi
     before, after = calibration.softmax(logits, 1.0), calibration.softmax(logits, temperature)
     rel_before = calibration.digit_reliability(before[is_digit], y_val[is_digit])
     rel_after = calibration.digit_reliability(after[is_digit], y_val[is_digit])
-    not_digit = after[:, calibration.NOT_A_DIGIT]
-    threshold = calibration.choose_threshold(not_digit, is_digit, max_digits_refused)
-    grid = np.unique(np.concatenate([np.linspace(0.5, 0.99, 50), 1 - np.logspace(-2, -4, 9), [threshold]]))
-    curve = calibration.refusal_curve(not_digit, is_digit, grid)
     calibration.plot_reliability(rel_before, rel_after, str(out / "calibration.png"),
                                  "Confidence of the served digit, validation digits")
-    calibration.plot_refusal(curve, threshold, str(out / "refusal.png"))
-    at = next(c for c in curve if c[0] == threshold)
     return {
         "temperature": round(temperature, 4),
         "ece_before": round(rel_before.ece, 5),
         "ece_after": round(rel_after.ece, 5),
-        "not_digit_threshold": round(threshold, 4),
-        "max_digits_refused": max_digits_refused,
-        "validation_digits_refused": round(at[1], 5),
-        "validation_not_digits_refused": round(at[2], 5),
         "validation_accuracy": round(float((after[is_digit, :10].argmax(1) == y_val[is_digit]).mean()), 5),
-        "refusal_curve": [[round(v, 5) for v in c] for c in curve],
+        **calibration.refusal(after[:, calibration.NOT_A_DIGIT], is_digit, max_digits_refused, out / "refusal.png"),
     }
 
 
@@ -275,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stretched", type=int, default=12_000, help="MNIST digits added again, stretched to fill their box")
     p.add_argument("--val-mnist", type=int, default=5_000, help="MNIST training digits held out for calibration")
     p.add_argument("--val-synthetic", type=int, default=4_000, help="synthetic digits and non-digits each, for calibration")
-    p.add_argument("--max-digits-refused", type=float, default=0.003,
-                   help="the refusal threshold refuses at most this share of validation digits")
+    p.add_argument("--max-digits-refused", type=float, default=0.0,
+                   help="the refusal threshold refuses at most this share of validation digits (0: none)")
     p.add_argument("--no-determinism", dest="determinism", action="store_false",
                    help="skip tf.config.experimental.enable_op_determinism()")
     p.add_argument("--note", action="append", default=[],

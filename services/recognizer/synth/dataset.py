@@ -79,3 +79,22 @@ def stretched_mnist(images: np.ndarray, seed: int) -> np.ndarray:
 def extra_training_set(seed: int, n_styles: int, n_not_digits: int) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = zip(styles(n_styles, seed), not_digits(n_not_digits, seed))
     return np.concatenate(xs), np.concatenate(ys)
+
+
+# The validation split's synthetic images come from another random stream than training's.
+VALIDATION_SEED = 1_000
+
+
+def split_mnist(count: int, n_validation: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation indices, training indices) of MNIST's training set, from the seed."""
+    order = np.random.default_rng(seed).permutation(count)
+    return order[:n_validation], order[n_validation:]
+
+
+def validation_set(x_mnist: np.ndarray, y_mnist: np.ndarray, seed: int, n_mnist: int,
+                   n_synthetic: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split train.py fits the temperature and the refusal threshold on:
+    held-out MNIST training digits, synthetic styles and non-digits from VALIDATION_SEED."""
+    val_idx, _ = split_mnist(len(x_mnist), n_mnist, seed)
+    x_extra, y_extra = extra_training_set(seed + VALIDATION_SEED, n_synthetic, n_synthetic)
+    return np.concatenate([x_mnist[val_idx], x_extra]), np.concatenate([y_mnist[val_idx], y_extra])
