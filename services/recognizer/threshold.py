@@ -6,7 +6,7 @@ retraining.
 
 Rebuilds the validation split train.py used (from the seed and sizes in model.json), scores it
 with the served model (model.tflite, as the service runs it), and writes the threshold, its
-trade-off and refusal.png into the model directory; MODEL_CARD.md is rendered again. The
+trade-off, refusal.png and how many MNIST test digits it refuses into the model directory; MODEL_CARD.md is rendered again. The
 model's files and version do not change. Serving reads the new threshold at its next start
 (RECOGNIZER_NOT_DIGIT_THRESHOLD still overrides it).
 """
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = calibration.refusal(probabilities[:, calibration.NOT_A_DIGIT], y_val < 10, args.max_digits_refused,
                                  args.model / "refusal.png")
     meta["calibration"].update(chosen)
+    # What the new threshold does to MNIST's test digits (reported, never used to choose).
+    test = np.concatenate(
+        [model.predict(mnist.to_model_input(data.x_test[i : i + 1000])) for i in range(0, len(data.x_test), 1000)]
+    )
+    meta["test"]["refused"] = int((test[:, calibration.NOT_A_DIGIT] >= chosen["not_digit_threshold"]).sum())
     (args.model / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     (args.model / "MODEL_CARD.md").write_text(card.render(meta))
     print(f"threshold {chosen['not_digit_threshold']}: validation digits refused {chosen['validation_digits_refused']:.3%}, "
