@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igits/v1/recognizer.proto\x12\tdigits.v1\"7\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\xbc\x01\n\x11RecognizeResponse\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\'\n\x06\x64igits\x18\x05 \x03(\x0b\x32\x17.digits.v1.DigitReading\x12\x0e\n\x06number\x18\x06 \x01(\t\x12\x1d\n\x15not_digit_probability\x18\x07 \x01(\x02\"V\n\x0c\x44igitReading\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12#\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x16.digits.v1.BoundingBox\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"\'\n\x15RecognizeBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"a\n\x16RecognizeBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.digits.v1.RecognizeBatchResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"}\n\x14RecognizeBatchResult\x12\x33\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1c.digits.v1.RecognizeResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.digits.v1.ImageErrorH\x00\x42\x08\n\x06result\"-\n\nImageError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t2\xab\x01\n\nRecognizer\x12\x46\n\tRecognize\x12\x1b.digits.v1.RecognizeRequest\x1a\x1c.digits.v1.RecognizeResponse\x12U\n\x0eRecognizeBatch\x12 .digits.v1.RecognizeBatchRequest\x1a!.digits.v1.RecognizeBatchResponseBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igits/v1/recognizer.proto\x12\tdigits.v1\"O\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x16\n\x0einclude_fields\x18\x03 \x01(\x08\"\xbc\x01\n\x11RecognizeResponse\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\'\n\x06\x64igits\x18\x05 \x03(\x0b\x32\x17.digits.v1.DigitReading\x12\x0e\n\x06number\x18\x06 \x01(\t\x12\x1d\n\x15not_digit_probability\x18\x07 \x01(\x02\"i\n\x0c\x44igitReading\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12#\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x16.digits.v1.BoundingBox\x12\x11\n\tfield_png\x18\x04 \x01(\x0c\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"?\n\x15RecognizeBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x16\n\x0einclude_fields\x18\x02 \x01(\x08\"a\n\x16RecognizeBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.digits.v1.RecognizeBatchResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"}\n\x14RecognizeBatchResult\x12\x33\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1c.digits.v1.RecognizeResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.digits.v1.ImageErrorH\x00\x42\x08\n\x06result\"-\n\nImageError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t2\xab\x01\n\nRecognizer\x12\x46\n\tRecognize\x12\x1b.digits.v1.RecognizeRequest\x1a\x1c.digits.v1.RecognizeResponse\x12U\n\x0eRecognizeBatch\x12 .digits.v1.RecognizeBatchRequest\x1a!.digits.v1.RecognizeBatchResponseBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.digits.v1P\001Z2github.com/digits/digits/gen/go/digits/v1;digitsv1'
   _globals['_RECOGNIZEREQUEST']._serialized_start=41
-  _globals['_RECOGNIZEREQUEST']._serialized_end=96
-  _globals['_RECOGNIZERESPONSE']._serialized_start=99
-  _globals['_RECOGNIZERESPONSE']._serialized_end=287
-  _globals['_DIGITREADING']._serialized_start=289
-  _globals['_DIGITREADING']._serialized_end=375
-  _globals['_BOUNDINGBOX']._serialized_start=377
-  _globals['_BOUNDINGBOX']._serialized_end=443
-  _globals['_RECOGNIZEBATCHREQUEST']._serialized_start=445
-  _globals['_RECOGNIZEBATCHREQUEST']._serialized_end=484
-  _globals['_RECOGNIZEBATCHRESPONSE']._serialized_start=486
-  _globals['_RECOGNIZEBATCHRESPONSE']._serialized_end=583
-  _globals['_RECOGNIZEBATCHRESULT']._serialized_start=585
-  _globals['_RECOGNIZEBATCHRESULT']._serialized_end=710
-  _globals['_IMAGEERROR']._serialized_start=712
-  _globals['_IMAGEERROR']._serialized_end=757
-  _globals['_RECOGNIZER']._serialized_start=760
-  _globals['_RECOGNIZER']._serialized_end=931
+  _globals['_RECOGNIZEREQUEST']._serialized_end=120
+  _globals['_RECOGNIZERESPONSE']._serialized_start=123
+  _globals['_RECOGNIZERESPONSE']._serialized_end=311
+  _globals['_DIGITREADING']._serialized_start=313
+  _globals['_DIGITREADING']._serialized_end=418
+  _globals['_BOUNDINGBOX']._serialized_start=420
+  _globals['_BOUNDINGBOX']._serialized_end=486
+  _globals['_RECOGNIZEBATCHREQUEST']._serialized_start=488
+  _globals['_RECOGNIZEBATCHREQUEST']._serialized_end=551
+  _globals['_RECOGNIZEBATCHRESPONSE']._serialized_start=553
+  _globals['_RECOGNIZEBATCHRESPONSE']._serialized_end=650
+  _globals['_RECOGNIZEBATCHRESULT']._serialized_start=652
+  _globals['_RECOGNIZEBATCHRESULT']._serialized_end=777
+  _globals['_IMAGEERROR']._serialized_start=779
+  _globals['_IMAGEERROR']._serialized_end=824
+  _globals['_RECOGNIZER']._serialized_start=827
+  _globals['_RECOGNIZER']._serialized_end=998
 # @@protoc_insertion_point(module_scope)

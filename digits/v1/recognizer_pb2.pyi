@@ -7,12 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("image", "content_type")
+    __slots__ = ("image", "content_type", "include_fields")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELDS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     content_type: str
-    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
+    include_fields: bool
+    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., include_fields: _Optional[bool] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
     __slots__ = ("digit", "confidence", "probabilities", "model_version", "digits", "number", "not_digit_probability")
@@ -33,14 +35,16 @@ class RecognizeResponse(_message.Message):
     def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., digits: _Optional[_Iterable[_Union[DigitReading, _Mapping]]] = ..., number: _Optional[str] = ..., not_digit_probability: _Optional[float] = ...) -> None: ...
 
 class DigitReading(_message.Message):
-    __slots__ = ("digit", "confidence", "box")
+    __slots__ = ("digit", "confidence", "box", "field_png")
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    FIELD_PNG_FIELD_NUMBER: _ClassVar[int]
     digit: int
     confidence: float
     box: BoundingBox
-    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ...) -> None: ...
+    field_png: bytes
+    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., field_png: _Optional[bytes] = ...) -> None: ...
 
 class BoundingBox(_message.Message):
     __slots__ = ("x", "y", "width", "height")
@@ -55,10 +59,12 @@ class BoundingBox(_message.Message):
     def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class RecognizeBatchRequest(_message.Message):
-    __slots__ = ("images",)
+    __slots__ = ("images", "include_fields")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELDS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, images: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    include_fields: bool
+    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., include_fields: _Optional[bool] = ...) -> None: ...
 
 class RecognizeBatchResponse(_message.Message):
     __slots__ = ("results", "model_version")

@@ -38,6 +38,7 @@ class _Upload:
     image: bytes
     content_type: str
     deadline: float  # monotonic
+    include_fields: bool
     answer: asyncio.Future[recognizer_pb2.RecognizeResponse] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -58,9 +59,12 @@ class Coalescer:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # referenced, so none is collected mid-call
 
-    async def recognize(self, image: bytes, content_type: str) -> recognizer_pb2.RecognizeResponse:
-        """The recognizer's answer for ``image``; its failure as a Problem."""
-        upload = _Upload(image, content_type, time.monotonic() + self._timeout)
+    async def recognize(
+        self, image: bytes, content_type: str, include_fields: bool = False
+    ) -> recognizer_pb2.RecognizeResponse:
+        """The recognizer's answer for ``image`` (with the fields the model read, if asked);
+        its failure as a Problem."""
+        upload = _Upload(image, content_type, time.monotonic() + self._timeout, include_fields)
         self._queue.append(upload)
         self._dispatch()
         # Its own deadline, whatever the call it shares allows the others.
@@ -124,14 +128,19 @@ class Coalescer:
             self._dispatch()
 
     async def _one(self, upload: _Upload, timeout: float) -> None:
-        request = recognizer_pb2.RecognizeRequest(image=upload.image, content_type=upload.content_type)
+        request = recognizer_pb2.RecognizeRequest(
+            image=upload.image, content_type=upload.content_type, include_fields=upload.include_fields
+        )
         try:
             _settle(upload, await call("recognizer", self._stub.Recognize, request, timeout))
         except Problem as problem:
             _settle(upload, problem)
 
     async def _many(self, batch: list[_Upload], timeout: float) -> None:
-        request = recognizer_pb2.RecognizeBatchRequest(images=[u.image for u in batch])
+        # Fields for all when any asks (the call has one flag; the gateway drops the others').
+        request = recognizer_pb2.RecognizeBatchRequest(
+            images=[u.image for u in batch], include_fields=any(u.include_fields for u in batch)
+        )
         try:
             reply = await call("recognizer", self._stub.RecognizeBatch, request, timeout)
         except Problem as problem:

@@ -20,6 +20,9 @@ class DigitReading(BaseModel):
     digit: int = Field(ge=0, le=9)
     confidence: float = Field(ge=0, le=1, description="Probability that `digit` is right.")
     box: Box = Field(description="Where the digit is in the image.")
+    field_png: str | None = Field(
+        None, description="The 28×28 field the model read, base64 PNG: in the upload's answer with `?fields=true` only."
+    )
 
 
 class Recognition(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
@@ -75,7 +76,11 @@ def router(config: Config) -> APIRouter:
         "one digit or up to 12 side by side (`number`, `digits`). An image that shows no digit is refused "
         "(422 `not-a-digit`, `no-digit-found`) and not recorded.",
     )
-    async def create_recognition(request: Request, response: Response) -> Recognition:
+    async def create_recognition(
+        request: Request,
+        response: Response,
+        fields: bool = Query(False, description="Also return, per digit, the 28×28 field the model read (`field_png`)."),
+    ) -> Recognition:
         backends: Backends = request.app.state.backends
         credentials = auth.credentials(request)
         key = idempotency_key(request)
@@ -90,7 +95,10 @@ def router(config: Config) -> APIRouter:
             )
         image = await upload.read()
         UPLOAD_PARSE_SECONDS.observe(time.perf_counter() - started)
-        answer = await request.app.state.recognizer.recognize(image, upload.content_type or "")
+        answer = await request.app.state.recognizer.recognize(image, upload.content_type or "", fields)
+        seen = [reading.field_png for reading in answer.digits]
+        for reading in answer.digits:  # what the model saw is shown, not stored
+            reading.ClearField("field_png")
         trailers: dict[str, str] = {}
         stored = await call(
             "recorder",
@@ -131,7 +139,11 @@ def router(config: Config) -> APIRouter:
                 "replayed": response.status_code == 200,
             },
         )  # noqa: E501
-        return Recognition.from_proto(stored)
+        recognition = Recognition.from_proto(stored)
+        if fields:
+            for digit, png in zip(recognition.digits, seen):
+                digit.field_png = base64.b64encode(png).decode()
+        return recognition
 
     @routes.get(
         "",

@@ -9,9 +9,11 @@ several touching digits: a "4" and a "2" the model knows, where "42" whole is no
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from digits.v1 import recognizer_pb2
 from services.recognizer.calibration import split
@@ -42,8 +44,8 @@ def fields(groups: list[Group]) -> list[np.ndarray]:
     return [piece.field for piece in _pieces(groups)]
 
 
-def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: float,
-           version: str) -> recognizer_pb2.RecognizeResponse:
+def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: float, version: str,
+           include_fields: bool = False) -> recognizer_pb2.RecognizeResponse:
     """The response for one image, given the model's output for each of ``fields(groups)``;
     raises ImageError NOT_A_DIGIT when a digit read is more likely not a digit than ``threshold``."""
     digits, not_digit = split(np.stack(probabilities))
@@ -67,12 +69,20 @@ def answer(groups: list[Group], probabilities: list[np.ndarray], threshold: floa
             recognizer_pb2.DigitReading(
                 digit=s.digit, confidence=s.confidence,
                 box=recognizer_pb2.BoundingBox(x=s.piece.box[0], y=s.piece.box[1], width=s.piece.box[2], height=s.piece.box[3]),
+                field_png=_png(s.piece.field) if include_fields else b"",
             )
             for s in chosen
         ],
         number="".join(str(s.digit) for s in chosen),
         not_digit_probability=worst,
     )  # fmt: skip
+
+
+def _png(field: np.ndarray) -> bytes:
+    """The field as the model read it, for people to see: 8-bit grayscale PNG (~0.3 KB)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(field * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _pieces(groups: list[Group]) -> list[Piece]:

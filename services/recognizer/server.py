@@ -165,9 +165,10 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await errors.abort(context, grpc.StatusCode.INTERNAL, "INFERENCE_FAILED", "inference failed")
         raise AssertionError("unreachable: abort raises")
 
-    def _answer(self, groups: list[segment.Group], scores: list[np.ndarray], version: str) -> recognizer_pb2.RecognizeResponse:
+    def _answer(self, groups: list[segment.Group], scores: list[np.ndarray], version: str,
+                include_fields: bool) -> recognizer_pb2.RecognizeResponse:
         try:
-            return reading.answer(groups, scores, self._threshold, version)
+            return reading.answer(groups, scores, self._threshold, version, include_fields)
         except preprocess.ImageError as exc:
             REJECTED.labels(exc.reason).inc()
             raise
@@ -181,7 +182,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, groups.reason, str(groups))
         scores = await self._classify(batcher, reading.fields(groups), context)
         try:
-            return self._answer(groups, scores, model.version)
+            return self._answer(groups, scores, model.version, request.include_fields)
         except preprocess.ImageError as exc:
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc))
 
@@ -203,7 +204,8 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 continue
             mine = [next(scores) for _ in reading.fields(groups)]
             try:
-                results.append(recognizer_pb2.RecognizeBatchResult(recognition=self._answer(groups, mine, model.version)))
+                answer = self._answer(groups, mine, model.version, request.include_fields)
+                results.append(recognizer_pb2.RecognizeBatchResult(recognition=answer))
             except preprocess.ImageError as exc:
                 results.append(_error(exc))
         return recognizer_pb2.RecognizeBatchResponse(results=results, model_version=model.version)

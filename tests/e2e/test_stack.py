@@ -243,3 +243,19 @@ def test_what_is_not_a_digit_is_refused_and_not_recorded(http):
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert reply.json()["type"] == "/problems/not-a-digit"
     assert len(all_pages(http, user="not-a-digit-test", limit=50)) == before
+
+
+def test_the_field_the_model_read_is_shown_on_request_and_never_stored(http):
+    import base64
+    import io
+
+    from PIL import Image
+
+    plain = upload(http).json()
+    assert plain["digits"][0]["field_png"] is None
+    reply = http.post("/v1/recognitions", params={"fields": "true"}, files={"image": ("seven.png", SEVEN, "image/png")})
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    field = Image.open(io.BytesIO(base64.b64decode(body["digits"][0]["field_png"])))
+    assert field.size == (28, 28)
+    assert http.get(f"/v1/recognitions/{body['id']}").json()["digits"][0]["field_png"] is None

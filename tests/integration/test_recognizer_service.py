@@ -302,3 +302,24 @@ def test_the_not_a_digit_threshold_can_be_raised_to_never_refuse():
             assert len(reply.number) == 1 and reply.not_digit_probability > 0.5
     finally:
         service.stop()
+
+
+def test_the_fields_the_model_read_come_back_only_when_asked(recognizer):
+    import io
+
+    from PIL import Image
+
+    from tests import drawn
+
+    data, expected = drawn.number(2, gap=6, start=50)
+    stub = recognizer_pb2_grpc.RecognizerStub(recognizer)
+    plain = stub.Recognize(recognizer_pb2.RecognizeRequest(image=data), timeout=10)
+    assert all(d.field_png == b"" for d in plain.digits)
+    asked = stub.Recognize(recognizer_pb2.RecognizeRequest(image=data, include_fields=True), timeout=10)
+    assert asked.number == expected
+    for d in asked.digits:
+        field = Image.open(io.BytesIO(d.field_png))
+        assert field.size == (28, 28) and field.mode == "L"
+        assert np.asarray(field).max() == 255  # ink scaled to full strength, as the model reads it
+    batch = stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[data], include_fields=True), timeout=10)
+    assert [d.field_png for d in batch.results[0].recognition.digits] == [d.field_png for d in asked.digits]
