@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Recognition(_message.Message):
-    __slots__ = ("id", "digit", "confidence", "probabilities", "model_version", "user", "image", "content_type", "filename", "image_size", "client_address", "received_at", "number", "digits")
+    __slots__ = ("id", "digit", "confidence", "probabilities", "model_version", "user", "image", "content_type", "filename", "image_size", "client_address", "received_at", "number", "digits", "label")
     ID_FIELD_NUMBER: _ClassVar[int]
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Recognition(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     DIGITS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     digit: int
     confidence: float
@@ -41,7 +42,18 @@ class Recognition(_message.Message):
     received_at: _timestamp_pb2.Timestamp
     number: str
     digits: _containers.RepeatedCompositeFieldContainer[_recognizer_pb2.DigitReading]
-    def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., number: _Optional[str] = ..., digits: _Optional[_Iterable[_Union[_recognizer_pb2.DigitReading, _Mapping]]] = ...) -> None: ...
+    label: Label
+    def __init__(self, id: _Optional[str] = ..., digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., user: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., image_size: _Optional[int] = ..., client_address: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., number: _Optional[str] = ..., digits: _Optional[_Iterable[_Union[_recognizer_pb2.DigitReading, _Mapping]]] = ..., label: _Optional[_Union[Label, _Mapping]] = ...) -> None: ...
+
+class Label(_message.Message):
+    __slots__ = ("digit", "number", "labelled_at")
+    DIGIT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    digit: int
+    number: str
+    labelled_at: _timestamp_pb2.Timestamp
+    def __init__(self, digit: _Optional[int] = ..., number: _Optional[str] = ..., labelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
     __slots__ = ("request_id", "recognition", "idempotency_key")
@@ -134,3 +146,62 @@ class Image(_message.Message):
     content_type: str
     filename: str
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+
+class LabelRecognitionRequest(_message.Message):
+    __slots__ = ("id", "number")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    number: str
+    def __init__(self, id: _Optional[str] = ..., number: _Optional[str] = ...) -> None: ...
+
+class LabelRecognitionResponse(_message.Message):
+    __slots__ = ("recognition",)
+    RECOGNITION_FIELD_NUMBER: _ClassVar[int]
+    recognition: Recognition
+    def __init__(self, recognition: _Optional[_Union[Recognition, _Mapping]] = ...) -> None: ...
+
+class CountUploadOutcomesRequest(_message.Message):
+    __slots__ = ("counts",)
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.ScalarMap[str, int]
+    def __init__(self, counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class CountUploadOutcomesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ("days",)
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    days: int
+    def __init__(self, days: _Optional[int] = ...) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("since", "until", "counts")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    counts: _containers.RepeatedCompositeFieldContainer[StatsCount]
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Iterable[_Union[StatsCount, _Mapping]]] = ...) -> None: ...
+
+class StatsCount(_message.Message):
+    __slots__ = ("hour", "metric", "key", "value")
+    HOUR_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    hour: _timestamp_pb2.Timestamp
+    metric: str
+    key: str
+    value: int
+    def __init__(self, hour: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metric: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...

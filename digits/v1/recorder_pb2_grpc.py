@@ -79,6 +79,21 @@ class RecorderStub:
                 request_serializer=digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.LabelRecognition = channel.unary_unary(
+                '/digits.v1.Recorder/LabelRecognition',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.LabelRecognitionRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.LabelRecognitionResponse.FromString,
+                _registered_method=True)
+        self.CountUploadOutcomes = channel.unary_unary(
+                '/digits.v1.Recorder/CountUploadOutcomes',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/digits.v1.Recorder/GetStats',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
 
 
 class RecorderServicer:
@@ -203,6 +218,49 @@ class RecorderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LabelRecognition(self, request, context):
+        """LabelRecognition stores the true digit (or number) of a record: a correction that an
+        export turns into training data. The owner's token or an admin's. Labelling again
+        overwrites the label (the last one wins). Answers the record with its label.
+
+        Errors:
+        INVALID_ARGUMENT  `id` is not a UUID, or the label is not one digit 0-9 (a `number` must
+        have as many digits as the record's number; ErrorInfo INVALID_LABEL).
+        NOT_FOUND         no recognition with that id is visible to the caller.
+        UNAVAILABLE       Cassandra cannot reach the write consistency level; retrying is safe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountUploadOutcomes(self, request, context):
+        """CountUploadOutcomes adds uploads that were answered without a record (refused as not a
+        digit, failed, ...) to the service-wide statistics. The gateway sends what it counted
+        every few seconds. Counts are approximate (see GetStats); no token needed.
+
+        Errors:
+        INVALID_ARGUMENT  an outcome that is not a known problem type, too many outcomes, or a
+        count out of range.
+        UNAVAILABLE       Cassandra cannot reach the write consistency level; nothing or part
+        was counted, and a retry may count twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """GetStats answers service-wide aggregates of the last `days` days, hour by hour: any valid
+        token (aggregates only, nothing of any record). Read from counters written as records are
+        made, never from the records themselves.
+
+        Errors:
+        INVALID_ARGUMENT  `days` out of range (1..31).
+        UNAVAILABLE       Cassandra cannot reach the read consistency level.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecorderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -240,6 +298,21 @@ def add_RecorderServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'LabelRecognition': grpc.unary_unary_rpc_method_handler(
+                    servicer.LabelRecognition,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.LabelRecognitionRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.LabelRecognitionResponse.SerializeToString,
+            ),
+            'CountUploadOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountUploadOutcomes,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.GetStatsRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +513,87 @@ class Recorder:
             '/digits.v1.Recorder/RevokeToken',
             digits_dot_v1_dot_recorder__pb2.RevokeTokenRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LabelRecognition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/LabelRecognition',
+            digits_dot_v1_dot_recorder__pb2.LabelRecognitionRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.LabelRecognitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountUploadOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/CountUploadOutcomes',
+            digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.CountUploadOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/GetStats',
+            digits_dot_v1_dot_recorder__pb2.GetStatsRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
