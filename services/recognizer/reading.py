@@ -101,6 +101,10 @@ def _best(points: int, spans: dict[tuple[int, int], Scored], threshold: float) -
     path = _likeliest(points, spans)
     if len(path) < 2 or any(s.not_digit >= threshold for s in path):
         return [whole]
+    if refused and all(s.digit == 1 for s in path):
+        # Strokes of a W, an M, a row of bars: each slice reads as a 1, the whole as nothing.
+        # People leave gaps between 1s (then they are separate marks), so this is no number.
+        return [whole]
     # The chance that every digit is right, per digit: longer paths are not favoured for
     # having more factors.
     score = float(np.prod([s.confidence for s in path])) ** (1 / len(path))

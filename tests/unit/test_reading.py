@@ -74,3 +74,9 @@ def test_a_ten_output_model_never_refuses():
     ten = np.full(10, 0.01)
     ten[3] = 0.91
     assert reading.answer(groups, [ten], 0.5, "v").number == "3"
+
+
+def test_a_refused_mark_that_slices_into_ones_stays_refused():
+    groups = [lattice((0, 2), (0, 1), (1, 2))]  # a W: two strokes that each read as a 1
+    with pytest.raises(ImageError):
+        reading.answer(groups, [scores(4, 0.9, not_digit=0.99), scores(1, 0.99), scores(1, 0.99)], 0.9, "v")
