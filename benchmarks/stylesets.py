@@ -5,7 +5,9 @@
 * ``mnist-stretched``, ``mnist-bold``, ``mnist-fine``, ``mnist-slanted``: MNIST *test* digits
   (never trained on) stretched to fill their box, written with a bolder or finer pen, slanted;
 * ``not-digits``: letters, symbols, shapes, scribbles, textures; ``not-digits-unseen``: the glyphs
-  of synth/nondigits.HELD_OUT, which training never drew;
+  of synth/nondigits.HELD_OUT, which training never drew; ``not-digits-printed``: letters and
+  symbols printed in the machine's fonts (training never saw a font), leaving out those that
+  read as digits (O, l, I, S, Z, B, G, g, q, …);
 * ``numbers-spaced``, ``numbers-touching``, ``numbers-broken``: 2-6 MNIST test digits side by
   side, apart, touching or overlapping, or with a stroke broken by a gap;
 * ``small-in-large``: one digit spanning 5% of a 3000 px photo.
@@ -23,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
-from benchmarks.evalsets import _compose, _dark_ink, _jpeg, _light_paper, _lighting, _noisy, _png
+from benchmarks.evalsets import _compose, _dark_ink, _jpeg, _light_paper, _lighting, _noisy, _fonts, _png
 from services.recognizer.synth import nondigits, strokes
 
 EVAL_SEED = 7_000_000
@@ -107,6 +109,20 @@ def not_digit_cases(count: int = 400, unseen: int = 240) -> Iterator[Case]:
         yield Case("not-digits-unseen", None, data, content_type, f"unseen-{i}.{suffix}")
 
 
+# Printed letters and symbols that no reader would take for a digit.
+PRINTED_NOT_DIGITS = "AEFHKMNPRTUVWXYabdefhkmnprtuvwxy+=#%&@?!$*<>"
+
+
+def printed_not_digit_cases(fonts: int = 12) -> Iterator[Case]:
+    r = np.random.default_rng([EVAL_SEED, 6])
+    for name, font in _fonts(80)[:fonts]:  # Pillow's own font first: the set exists on any machine
+        for ch in PRINTED_NOT_DIGITS:
+            image = Image.new("L", (150, 150), 0)
+            ImageDraw.Draw(image).text((35, 15), ch, font=font, fill=255)
+            data, content_type, suffix = photo(np.asarray(image, dtype=np.float32) / 255.0, r, margin=0.05)
+            yield Case("not-digits-printed", None, data, content_type, f"printed-{name}-{ord(ch)}.{suffix}")
+
+
 def row_of_digits(digits: list[np.ndarray], gap: int) -> np.ndarray:
     """MNIST digits cropped to their ink and set side by side, ``gap`` px apart (negative: overlapping)."""
     parts = []
@@ -158,5 +174,5 @@ def small_in_large_cases(images: np.ndarray, labels: np.ndarray, count: int = 30
 
 
 def all_cases(images: np.ndarray, labels: np.ndarray) -> list[Case]:
-    return [*style_cases(), *mnist_cases(images, labels), *not_digit_cases(), *number_cases(images, labels),
-            *small_in_large_cases(images, labels)]
+    return [*style_cases(), *mnist_cases(images, labels), *not_digit_cases(), *printed_not_digit_cases(),
+            *number_cases(images, labels), *small_in_large_cases(images, labels)]
