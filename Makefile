@@ -13,7 +13,7 @@ REQS    := requirements-dev.txt services/recognizer/requirements.txt services/re
 # The client package and its `digits` CLI (clients/python), with the stubs it ships.
 REQS    += clients/python/pyproject.toml clients/python/hatch_build.py $(wildcard digits/v1/*.py*)
 
-.PHONY: help run test test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
+.PHONY: help run test browser test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -52,8 +52,16 @@ kube-tools: $(STAMP)
 run: deps cassandra
 	$(PY) -m scripts.devstack
 
-test: deps cassandra kube-tools
+test: deps cassandra kube-tools browser
 	$(PY) -m pytest
+
+# The real-browser tests (tests/browser) drive Debian's Chromium with its chromedriver: installed
+# with apt when missing (as root; the package lists fetched first when apt knows neither).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  apt-cache show chromium-driver >/dev/null 2>&1 || apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 # The fault cases of `make test`, each with five times the load; prints the table at the end.
 test-faults: deps cassandra

@@ -7,7 +7,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
 
 from services.gateway import problems, recognitions, tokens
 from services.gateway.backends import Backends
@@ -18,6 +21,32 @@ from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
 from services.gateway.request_id import RequestId
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Third-party assets, vendored from npm (static/vendor/README.md); their paths carry the version.
+SWAGGER_UI = "/static/vendor/swagger-ui-dist-5.35.0"
+# The web page's own policy: its scripts, styles, images and calls are this origin's only
+# (thumbnails are blob: URLs, the model's field a data: PNG).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class CachedStatic(StaticFiles):
+    """/static with a caching policy: files under vendor/ have the version in their path and never
+    change (cached for a year); the page's own files are revalidated on every use (ETag, 304)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        immutable = scope.get("path", "").startswith("/static/vendor/")
+        cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+
+        async def send_cached(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (200, 304):
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"cache-control", cache.encode())]
+                message["headers"].append((b"x-content-type-options", b"nosniff"))
+            await send(message)
+
+        await super().__call__(scope, receive, send_cached)
 
 
 def create_app(config: Config) -> FastAPI:
@@ -40,6 +69,10 @@ def create_app(config: Config) -> FastAPI:
         summary="Recognises handwritten digits and keeps every request.",
         version="1.0.0",
         lifespan=lifespan,
+        # Served below from local assets: FastAPI's own pages load Swagger UI and ReDoc from a CDN,
+        # blank inside a cluster without internet. ReDoc is not kept.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(
@@ -68,6 +101,27 @@ def create_app(config: Config) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(
+            STATIC / "index.html",
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": PAGE_CSP,
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="digits: API",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+            # No validator badge: it would ask validator.swagger.io about the document.
+            swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": False},
+        )
+
+    app.mount("/static", CachedStatic(directory=STATIC), name="static")
 
     return app
