@@ -13,7 +13,7 @@ REQS    := requirements-dev.txt services/recognizer/requirements.txt services/re
 # The client package and its `digits` CLI (clients/python), with the stubs it ships.
 REQS    += clients/python/pyproject.toml clients/python/hatch_build.py $(wildcard digits/v1/*.py*)
 
-.PHONY: help run test browser test-faults test-images images kube-tools deps cassandra protos train eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
+.PHONY: help run test browser test-faults test-images images kube-tools deps cassandra protos train export-corrections eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -22,7 +22,8 @@ help:
 	@echo "make test-images   build the three images with podman, then run and check them"
 	@echo "make images   build the three images with podman (localhost/digits-<service>:test)"
 	@echo "make protos   regenerate digits/v1 from protos/"
-	@echo "make train    retrain the model from MNIST=$(MNIST)"
+	@echo "make train    retrain the model from MNIST=$(MNIST) (CORRECTIONS=data/corrections adds exported corrections)"
+	@echo "make export-corrections   labelled recognitions as a training set in data/corrections (RECORDER_* settings)"
 	@echo "make eval     test accuracy of the committed model"
 	@echo "make eval-realworld   accuracy on generated real-world uploads, through the HTTP API"
 	@echo "make eval-styles      styles MNIST lacks, not-a-digit refusal, numbers, calibration, through the HTTP API"
@@ -77,8 +78,14 @@ test-images: images
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digits/v1/*.proto
 
+# CORRECTIONS=data/corrections adds what `make export-corrections` wrote (empty: MNIST and synthetic only).
+CORRECTIONS ?=
 train: $(STAMP)
-	$(PY) -m services.recognizer.train --data $(MNIST) --out services/recognizer/model
+	$(PY) -m services.recognizer.train --data $(MNIST) --out services/recognizer/model $(if $(CORRECTIONS),--corrections $(CORRECTIONS))
+
+# Every labelled recognition as 28x28 PNGs + labels.csv, read from Cassandra with the RECORDER_* settings.
+export-corrections: $(STAMP)
+	$(PY) -m services.recorder.export_corrections --out $(or $(OUT),data/corrections)
 
 eval: $(STAMP)
 	$(PY) -m services.recognizer.evaluate --data $(MNIST) --model services/recognizer/model

@@ -12,12 +12,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from services.gateway import problems, recognitions, tokens
+from services.gateway import labels, problems, recognitions, stats, tokens
 from services.gateway.backends import Backends
 from services.gateway.coalescing import Coalescer
 from services.gateway.config import Config
 from services.gateway.http_metrics import HttpMetrics
 from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
+from services.gateway.outcomes import UploadOutcomes
 from services.gateway.request_id import RequestId
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -79,6 +80,8 @@ def create_app(config: Config) -> FastAPI:
         ConcurrencyLimit, max_requests=config.max_concurrent_requests, hold_seconds=config.overload_hold_seconds
     )
     problems.install(app)
+    # Outside the limits, so that their refusals (413, 503) are counted for the dashboard too.
+    app.add_middleware(UploadOutcomes)
 
     app.add_middleware(HttpMetrics)
     # Outermost (added last): every response, even the body limit's 413, carries the id.
@@ -86,6 +89,8 @@ def create_app(config: Config) -> FastAPI:
 
     app.include_router(recognitions.router(config))
     app.include_router(tokens.router(config))
+    app.include_router(labels.router(config))
+    app.include_router(stats.router(config))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

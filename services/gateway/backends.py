@@ -37,6 +37,7 @@ _CLIENT_REASONS = {
     "INVALID_PAGE_TOKEN": "invalid-page-token",
     "INVALID_QUERY": "invalid-request",
     "IDEMPOTENCY_KEY_REUSED": "idempotency-key-reused",
+    "INVALID_LABEL": "invalid-label",
 }
 # Worth a retry: the dependency is down, slow or full. CANCELLED too: the gateway never
 # cancels a call itself, so it comes from a server that is stopping and turned away a call it

@@ -25,6 +25,19 @@ class DigitReading(BaseModel):
     )
 
 
+class Label(BaseModel):
+    digit: int = Field(ge=0, le=9, description="The true first (or only) digit.")
+    number: str = Field(description="The true digits, left to right.")
+    labelled_at: datetime
+
+    @classmethod
+    def from_proto(cls, rec: recorder_pb2.Recognition) -> "Label | None":
+        if not rec.HasField("label"):
+            return None
+        return cls(digit=rec.label.digit, number=rec.label.number,
+                   labelled_at=rec.label.labelled_at.ToDatetime(tzinfo=timezone.utc))  # fmt: skip
+
+
 class Recognition(BaseModel):
     id: str = Field(description="Unique id of the stored recognition (a time-based UUID).")
     digit: int = Field(ge=0, le=9, description="The most probable digit; with several digits, the first (leftmost).")
@@ -39,6 +52,7 @@ class Recognition(BaseModel):
     image_size: int = Field(description="Size of the stored image in bytes.")
     received_at: datetime
     image_url: str = Field(description="Where the stored image can be downloaded.")
+    label: Label | None = Field(None, description="The true answer, as its owner said (`POST .../label`); null if none.")
 
     @classmethod
     def from_proto(cls, rec: recorder_pb2.Recognition) -> "Recognition":
@@ -61,6 +75,7 @@ class Recognition(BaseModel):
             image_size=rec.image_size,
             received_at=rec.received_at.ToDatetime(tzinfo=timezone.utc),
             image_url=f"/v1/recognitions/{rec.id}/image",
+            label=Label.from_proto(rec),
         )
 
 

@@ -64,6 +64,7 @@ TYPES: dict[str, ProblemType] = {
     "idempotency-key-reused": ProblemType(422, "The Idempotency-Key belongs to another upload", "It was used before with another image or user; each new upload needs a new key."),  # noqa: E501
     "no-digit-found": ProblemType(422, "No digit was found in the image", "Nothing in the picture stands out from the background."),  # noqa: E501
     "not-a-digit": ProblemType(422, "The image does not show a digit", "Something is drawn, but the model judges it is not a digit (a letter, a symbol, a scribble, a texture). Nothing was recorded."),  # noqa: E501
+    "invalid-label": ProblemType(422, "The label does not fit the recognition", "A label is the digits the image shows: one digit 0-9, or for a number as many digits as the recognition's `number`."),  # noqa: E501
     "too-many-digits": ProblemType(422, "Too many digits in one image", "At most 12 digits side by side are read in one image; crop it, or upload the parts separately."),  # noqa: E501
     "dependency-failed": ProblemType(502, "A service behind the API failed", "A bug or a misconfiguration behind the gateway; retrying will not help. Quote `request_id` when you report it."),  # noqa: E501
     "dependency-unavailable": ProblemType(503, "Temporarily unavailable", "A service behind the API is down or overloaded. Retry after `Retry-After` seconds; see the README for what a retried upload stores."),  # noqa: E501

@@ -104,6 +104,7 @@ Training:
 - augmentation: {aug_text}
 - examples: {', '.join(f'{k.replace("_", " ")} {v:,}' for k, v in ex.items())}
 - {t['train_examples']:,} training examples, {t['validation_examples']:,} for calibration
+- people's corrections (`make export-corrections`, `--corrections`): {ex.get('corrections', 0):,}
 - seed {t['seed']}, TensorFlow op determinism {'on' if t['op_determinism'] else 'off'}
 
 ## MNIST test results (10,000 images)

@@ -30,6 +30,9 @@ class Record:
     number: str = ""
     # (digit, confidence, x, y, width, height) of each digit read, left to right.
     readings: tuple[tuple[int, float, int, int, int, int], ...] = ()
+    # The owner's label (LabelRecognition): the true digits, and when it was given.
+    label_number: str = ""
+    labelled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,20 @@ def from_row(row: dict[str, Any], image: bytes | None = None) -> Record:
         received_at=received_at,
         number=row.get("number") or "",
         readings=tuple(tuple(r) for r in row.get("readings") or ()),
+        label_number=row.get("label_number") or "",
+        labelled_at=_utc(row.get("labelled_at")),
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """The driver returns naive UTC datetimes."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def is_whole(row: dict[str, Any]) -> bool:
+    """Whether a row is a record, not only a label written just after its deletion (an UPDATE
+    creates the cells it sets): such a remnant has no receipt time and is treated as missing."""
+    return row.get("received_at") is not None
 
 
 def as_date(value: Any) -> date:

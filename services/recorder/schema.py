@@ -15,6 +15,16 @@ Tables (``<ks>`` is the configured keyspace):
   transaction, kept for a day (TTL).
 - ``tokens``: the SHA-256 of each user token an admin issued, and whose it is.
 - ``data_migrations``: which one-off copies of data (see ``legacy.py``) have finished.
+- ``corrections_by_day``: every labelled record (``LabelRecognition``), partition = the UTC day
+  it was labelled, so ``export_corrections`` pages day by day without a scan; a relabel on
+  another day moves the row, a deletion removes it. Bounded by a day's labels.
+- ``stats_by_day``: counters for ``GetStats``, partition = UTC day, rows (hour, metric, key):
+  recognitions, digits read, confidence deciles, model versions, labels and corrections, and the
+  uploads answered without a record by problem type. Written as records are made, so the
+  dashboard reads at most 31 small partitions, never the records. **Counter increments are not
+  idempotent**: a replayed upload (same Idempotency-Key) and a retry that reaches the same
+  replica are not counted again, a timed-out increment is not retried (it may or may not have
+  landed), so the figures are approximate under failures; a deletion does not uncount.
 - Legacy, no longer written or listed: ``recognitions_by_day`` (partition = day),
   ``recognitions_by_user`` (partition = (user, month)) and ``user_months``. ``legacy.py``
   copies their rows into the tables above once. They are kept, not dropped, so that a rollback
@@ -112,7 +122,13 @@ RECORD_COLUMNS: dict[str, str] = {
     # added for images holding a number; null in older records (their digit is the answer).
     "number": "text",
     "readings": "frozen<list<frozen<tuple<int, float, int, int, int, int>>>>",
+    # The true digits as the owner said (LabelRecognition), and when: written by an UPDATE at
+    # labelling time, never by the record's own write (see LABEL_COLUMNS); null when unlabelled.
+    "label_number": "text",
+    "labelled_at": "timestamp",
 }
+# Written only by labelling (a later write timestamp than the record's), never with the record.
+LABEL_COLUMNS = ("label_number", "labelled_at")
 # Columns older versions wrote and reads still fall back to; never written any more.
 LEGACY_COLUMNS: dict[str, str] = {"probabilities": "list<float>"}
 
@@ -158,6 +174,11 @@ def tables() -> dict[str, dict[str, str]]:
         },
         "tokens": {"token_hash": "blob", "user": "text", "created_at": "timestamp"},
         "data_migrations": {"name": "text", "finished_at": "timestamp", "copied": "bigint"},
+        "corrections_by_day": {
+            "day": "date", "id": "timeuuid", "number": "text", "predicted": "text", "model_version": "text",
+            "user": "text", "labelled_at": "timestamp",
+        },
+        "stats_by_day": {"day": "date", "hour": "timestamp", "metric": "text", "key": "text", "value": "counter"},
         # Legacy (see the docstring): read once by legacy.py, deleted from, never written.
         "recognitions_by_user": {**RECORD_COLUMNS, **LEGACY_COLUMNS, "month": "date"},
         "user_months": {"user": "text", "month": "date"},
@@ -183,6 +204,10 @@ def statements(keyspace: str, datacenters: Mapping[str, int]) -> list[str]:
         _table(keyspace, "idempotency_keys", t["idempotency_keys"], "idempotency_key"),
         _table(keyspace, "tokens", t["tokens"], "token_hash"),
         _table(keyspace, "data_migrations", t["data_migrations"], "name"),
+        # A day's labels (by labelling time): the export reads day by day, never a scan.
+        _table(keyspace, "corrections_by_day", t["corrections_by_day"], "day, id", "id DESC"),
+        # Counters: at most 24 hours x ~40 (metric, key) rows a day partition.
+        _table(keyspace, "stats_by_day", t["stats_by_day"], "day, hour, metric, key"),
         _table(keyspace, "recognitions_by_user", t["recognitions_by_user"], "(user, month), id", "id DESC"),
         _table(keyspace, "user_months", t["user_months"], "user, month", "month DESC"),
         _table(keyspace, "recognitions_by_day", t["recognitions_by_day"], "day, id", "id DESC"),

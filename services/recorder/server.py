@@ -21,6 +21,7 @@ from digits import errors, trailers
 from digits.grpc_server import GrpcService
 from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
 from services.recorder import failures, paging
+from services.recorder.feedback import FeedbackRPCs
 from services.recorder.access import (
     Authenticator,
     InvalidToken,
@@ -78,12 +79,16 @@ def _to_proto(record: Record) -> recorder_pb2.Recognition:
             )
             for d, c, x, y, w, h in record.readings
         ],
+        label=recorder_pb2.Label(
+            digit=int(record.label_number[0]), number=record.label_number, labelled_at=_timestamp(record.labelled_at)
+        ) if record.label_number and record.labelled_at else None,
     )
 
 
-class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
+class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
+        self._init_feedback()
         self._token_key = config.page_token_key.encode() or secrets.token_bytes(32)
         if not config.page_token_key:
             log.warning("RECORDER_PAGE_TOKEN_KEY is not set: page tokens only work with this process")
@@ -277,6 +282,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServicer):
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
         RECORDS.inc()
+        self.count_record(record, replayed)  # the dashboard's counters, in the background
         log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size, "replayed": replayed})  # noqa: E501
         if replayed:
             context.set_trailing_metadata(((trailers.REPLAYED, "true"),))

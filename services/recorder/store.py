@@ -30,6 +30,7 @@ loop so the gRPC handlers never block a thread per query.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -42,11 +43,14 @@ from cassandra.cluster import ResponseFuture, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.recorder import schema
+from services.recorder.corrections import Corrections
+from services.recorder.stats import Stats
 from services.recorder.config import Config
+from services.recorder.ids import to_millis
 from services.recorder.listing import Listings
 from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
 from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, hour_of, month_of
-from services.recorder.records import Claim, Page, Record, from_row
+from services.recorder.records import Claim, Page, Record, from_row, is_whole
 
 # Images up to this size are written inside the record's batch. Cassandra warns about batches
 # over 5 KiB (batch_size_warn_threshold) and refuses them over 50 KiB; with the rows (~1 KiB)
@@ -66,7 +70,8 @@ _COLUMNS = tuple(schema.RECORD_COLUMNS)
 _COLUMN_LIST = ", ".join((*_COLUMNS, *schema.LEGACY_COLUMNS))
 _LISTED_COLUMN_LIST = ", ".join(_COLUMNS)
 # Inserted with the row; the client address is set apart, with its own TTL.
-_INSERTED = tuple(c for c in _COLUMNS if c != "client_address")
+# Not the label either: only labelling writes it, later (a null here would be a tombstone).
+_INSERTED = tuple(c for c in _COLUMNS if c != "client_address" and c not in schema.LABEL_COLUMNS)
 _INSERTED_LIST = ", ".join(_INSERTED)
 _DAY = 86_400
 # (hour, shard) pairs this process has indexed; past this many it starts over (the price is
@@ -170,6 +175,9 @@ class RecognitionStore:
         self._select = prepare(f"SELECT {_COLUMN_LIST} FROM {ks}.recognitions WHERE id = ?", read_cl)
         self._select_chunks = prepare(f"SELECT chunk, data FROM {ks}.images WHERE id = ?", read_cl)
         self._listings = Listings(lambda cql: prepare(cql, read_cl), ks, _LISTED_COLUMN_LIST)
+        # Labels (corrections.py) and the dashboard's counters (stats.py), on the same session.
+        self.corrections = Corrections(prepare, ks, write_cl)
+        self.stats = Stats(session, ks, write_cl, read_cl)
 
     @classmethod
     def prepare(cls, session: Session, config: Config) -> "RecognitionStore":
@@ -337,8 +345,30 @@ class RecognitionStore:
             batch.add(self._delete["recognitions_by_user_day"], [stamp, record.user, day_of(received), rid])
             batch.add(self._delete["recognitions_by_user"], [stamp, record.user, month_of(received), rid])
         batch.add(self._delete["images"], [stamp, rid])
+        if record.labelled_at is not None:  # its correction goes with it
+            batch.add(self.corrections.delete, [stamp, day_of(record.labelled_at), rid])
         await self._write(batch, (), deadline)
         CASSANDRA_SECONDS.labels("delete", self.write_consistency).observe(time.perf_counter() - started)
+
+    # ---- labels and counters (corrections.py, stats.py)
+
+    async def label(self, record: Record, number: str, deadline: float) -> Record:
+        """Label ``record`` (overwriting any label); the record as it now is."""
+        labelled_at = to_millis(datetime.now(timezone.utc))
+        # After the record's rows (a retried upload never erases the label), before any deletion.
+        stamp = max(int(time.time() * 1_000_000), write_timestamp(record.received_at) + 1)
+        await self._write(self.corrections.batch(record, number, labelled_at, stamp), (), deadline)
+        return dataclasses.replace(record, label_number=number, labelled_at=labelled_at)
+
+    async def count(self, increments: dict[tuple[str, str], int], moment: datetime, deadline: float) -> None:
+        batch = self.stats.batch(increments, moment)
+        if batch is not None:
+            await self._execute(batch, (), deadline)  # once: counter increments are not idempotent
+
+    async def read_stats(self, since: datetime, until: datetime, deadline: float) -> list[dict[str, Any]]:
+        days = self.stats.queries(since, until)
+        parts = await asyncio.gather(*(self._execute(statement, values, deadline) for statement, values in days))
+        return [row for rows in parts for row in rows]
 
     # ---- tokens
 
@@ -365,7 +395,7 @@ class RecognitionStore:
         CASSANDRA_SECONDS.labels("get_image" if include_image else "get", self.read_consistency).observe(
             time.perf_counter() - started
         )
-        if not rows:
+        if not rows or not is_whole(rows[0]):
             return None
         return from_row(rows[0], image)
 
@@ -383,4 +413,4 @@ class RecognitionStore:
         started = time.perf_counter()
         rows, after = await listing(lambda st, values: self._execute(st, values, deadline), query, cursor, size)
         CASSANDRA_SECONDS.labels(operation, self.read_consistency).observe(time.perf_counter() - started)
-        return Page([from_row(row) for row in rows], after)
+        return Page([from_row(row) for row in rows if is_whole(row)], after)

@@ -1,0 +1,126 @@
+"""The RPCs people's feedback and the dashboard use: LabelRecognition, CountUploadOutcomes and
+GetStats (a mixin of ``server.RecorderServicer``, which has the access checks they share).
+
+Counting a stored record happens in the background after its answer: the dashboard never adds a
+round trip to an upload, and a failed increment costs only a count (logged and measured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from datetime import datetime, timezone
+
+import grpc
+
+from digits.v1 import recorder_pb2
+from services.recorder import failures, stats
+from services.recorder.corrections import invalid_label
+from services.recorder.metrics import ERRORS
+from services.recorder.records import Record
+
+log = logging.getLogger(__name__)
+
+# Counting tasks in flight; past this a count is dropped (Cassandra is not keeping up anyway).
+_MAX_PENDING = 256
+# Record ids counted lately on this replica: a retried Record whose first answer was lost.
+_RECENT = 4096
+
+
+class FeedbackRPCs:
+    """Needs the servicer's ``_require_store``, ``_principal``, ``_deny``, ``_read``, ``_fail``,
+    ``_deadline``, ``_cassandra_failed`` and ``_to_proto``."""
+
+    _pending: set[asyncio.Task[None]]
+    _counted: collections.OrderedDict[str, None]
+
+    def _init_feedback(self) -> None:
+        self._pending = set()
+        self._counted = collections.OrderedDict()
+
+    def count_record(self, record: Record, replayed: bool) -> None:
+        """Add a stored record to the statistics, in the background, once (see stats.py)."""
+        key = str(record.id)
+        if replayed or key in self._counted:
+            return
+        self._counted[key] = None
+        if len(self._counted) > _RECENT:
+            self._counted.popitem(last=False)
+        self._count(stats.record_increments(record), record.received_at)
+
+    def _count(self, increments: stats.Increments, moment: datetime) -> None:
+        if self._store is None or not increments:  # type: ignore[attr-defined]
+            return
+        if len(self._pending) >= _MAX_PENDING:
+            ERRORS.labels("count", "dropped").inc()
+            return
+        task = asyncio.create_task(self._increment(increments, moment))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _increment(self, increments: stats.Increments, moment: datetime) -> None:
+        deadline = time.monotonic() + self._config.request_timeout_seconds  # type: ignore[attr-defined]
+        try:
+            await self._store.count(increments, moment, deadline)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001  (a count is best-effort: never the caller's failure)
+            ERRORS.labels("count", failures.kind(exc)).inc()
+            log.warning("could not count", extra={"error": str(exc), "increments": len(increments)})
+
+    async def LabelRecognition(self, request, context):  # type: ignore[no-untyped-def]
+        record = await self._read(context, "label", request.id, include_image=False)  # type: ignore[attr-defined]
+        if problem := invalid_label(request.number, record):
+            await self._fail(context, "label", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem,  # type: ignore[attr-defined]
+                             "INVALID_LABEL")  # fmt: skip
+        store = await self._require_store(context)  # type: ignore[attr-defined]
+        try:
+            labelled = await store.label(record, request.number, self._deadline(context))  # type: ignore[attr-defined]
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "label", exc, store.write_consistency)  # type: ignore[attr-defined]
+        self._count(stats.label_increments(record, request.number), labelled.labelled_at)  # type: ignore[arg-type]
+        log.info("labelled", extra={"id": str(record.id), "number": request.number})
+        from services.recorder.server import _to_proto  # circular at import time
+
+        return recorder_pb2.LabelRecognitionResponse(recognition=_to_proto(labelled))
+
+    async def CountUploadOutcomes(self, request, context):  # type: ignore[no-untyped-def]
+        store = await self._require_store(context)  # type: ignore[attr-defined]
+        counts = dict(request.counts)
+        if problem := stats.invalid_outcomes(counts):
+            await self._fail(context, "count", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem,  # type: ignore[attr-defined]
+                             "INVALID_OUTCOMES")  # fmt: skip
+        increments = {("outcome", slug): n for slug, n in counts.items()}
+        try:
+            await store.count(increments, datetime.now(timezone.utc), self._deadline(context))  # type: ignore[attr-defined]
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "count", exc, store.write_consistency)  # type: ignore[attr-defined]
+        return recorder_pb2.CountUploadOutcomesResponse()
+
+    async def GetStats(self, request, context):  # type: ignore[no-untyped-def]
+        store = await self._require_store(context)  # type: ignore[attr-defined]
+        principal = await self._principal(context, "stats")  # type: ignore[attr-defined]
+        if principal is None:  # aggregates only, but not for the anonymous
+            await self._deny(context, "stats", None, "reading the statistics")  # type: ignore[attr-defined]
+        days = request.days or stats.DEFAULT_DAYS
+        if not 1 <= days <= stats.MAX_DAYS:
+            await self._fail(context, "stats", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,  # type: ignore[attr-defined]
+                             f"days must be 1 to {stats.MAX_DAYS}", "INVALID_QUERY")  # fmt: skip
+        since, until = stats.window(days, datetime.now(timezone.utc))
+        try:
+            rows = await store.read_stats(since, until, self._deadline(context))  # type: ignore[attr-defined]
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "stats", exc, store.read_consistency)  # type: ignore[attr-defined]
+        from services.recorder.server import _timestamp
+
+        return recorder_pb2.GetStatsResponse(
+            since=_timestamp(since), until=_timestamp(until),
+            counts=[
+                recorder_pb2.StatsCount(hour=_timestamp(_utc(r["hour"])), metric=r["metric"], key=r["key"], value=r["value"])
+                for r in rows if r["value"]
+            ],
+        )  # fmt: skip
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
