@@ -57,11 +57,12 @@ test: deps cassandra kube-tools browser
 	$(PY) -m pytest
 
 # The real-browser tests (tests/browser) drive Debian's Chromium with its chromedriver: installed
-# with apt when missing (as root; the package lists fetched first when apt knows neither).
+# with apt-get when missing (as root, or through sudo; the package lists are refreshed if it fails).
 browser:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  apt-cache show chromium-driver >/dev/null 2>&1 || apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver"; \
+	  $$install || { $$sudo apt-get update -qq && $$install; }; \
 	fi
 
 # The fault cases of `make test`, each with five times the load; prints the table at the end.

@@ -18,38 +18,27 @@ function pairs(value, labelKeys, countKeys) {
   return [];
 }
 
+// GET /v1/stats (services/gateway/stats.py): totals, rates (null without requests), digits[10],
+// confidence_histogram [{lower, upper, count}], model_versions {version: count}, hourly [{hour, requests, ...}].
 export function normalise(s) {
-  const hours = pairs(first(s, "requests_per_hour", "hourly", "per_hour", "hours"), ["hour", "start", "time", "at"], ["count", "requests", "recognitions", "value"])
+  const hours = pairs(first(s, "hourly", "requests_per_hour"), ["hour", "start"], ["requests", "count"])
     .map(([h, c]) => [String(h), c]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  const digits = pairs(first(s, "digits", "digit_distribution", "digit_counts", "by_digit"), ["digit", "class"], ["count", "value", "recognitions"]);
-  let conf = first(s, "confidence_histogram", "confidence", "confidences");
-  if (conf && !Array.isArray(conf) && typeof conf === "object" && Array.isArray(conf.counts)) {
-    const edges = conf.edges || conf.bounds || conf.buckets || [];
-    conf = conf.counts.map((c, i) => ({ lower: edges[i], upper: edges[i + 1], count: c }));
-  }
-  const confidence = (Array.isArray(conf) ? conf : []).map((b, i, all) => {
-    if (b !== null && typeof b === "object") {
-      const lo = first(b, "lower", "from", "min", "ge"), hi = first(b, "upper", "to", "max", "lt", "le");
-      const label = first(b, "bucket", "label") ?? (lo !== undefined && hi !== undefined ? `${pct(lo)}–${pct(hi)}` : String(i));
-      return [String(label), num(first(b, "count", "value"))];
-    }
-    return [`${pct(i / all.length)}–${pct((i + 1) / all.length)}`, num(b)];
+  const digits = pairs(first(s, "digits", "digit_distribution"), ["digit"], ["count"]);
+  const confidence = (first(s, "confidence_histogram") || []).map((b, i) => {
+    const label = b.lower !== undefined && b.upper !== undefined
+      ? `${Math.round(b.lower * 100)}–${Math.round(b.upper * 100)}%` : String(i);
+    return [label, num(b.count)];
   });
-  const total = first(s, "requests", "total", "recognitions", "total_requests");
-  const refusals = first(s, "refusals", "refused", "errors", "rejections");
-  const corrections = first(s, "corrections", "corrected", "labels_wrong");
-  const labels = first(s, "labels", "labelled", "labeled");
-  let errorRate = first(s, "refusal_rate", "error_rate");
-  if (errorRate === undefined && total !== undefined && refusals !== undefined) {
-    const all = num(total) + (first(s, "requests_include_refusals") ? 0 : num(refusals));
-    errorRate = all ? num(refusals) / all : 0;
-  }
-  let correctionRate = first(s, "correction_rate");
-  if (correctionRate === undefined && corrections !== undefined && total !== undefined) correctionRate = num(total) ? num(corrections) / num(total) : 0;
-  let model = first(s, "model_version", "model", "model_versions");
-  if (Array.isArray(model)) model = model.map(m => (typeof m === "object" ? first(m, "model_version", "version") : m)).join(", ");
-  else if (model && typeof model === "object") model = Object.keys(model).join(", ");
-  return { hours, digits, confidence, total, refusals, corrections, labels, errorRate, correctionRate, model, days: first(s, "days") };
+  let models = first(s, "model_versions", "model_version") || {};
+  if (typeof models === "string") models = { [models]: 1 };
+  const model = Object.entries(models).sort((a, b) => b[1] - a[1]).map(([m]) => m).join(", ");
+  return {
+    hours, digits, confidence, model,
+    total: first(s, "requests"), recognitions: first(s, "recognitions"),
+    refusals: first(s, "refusals"), failures: first(s, "failures"), reasons: first(s, "refusals_by_reason") || {},
+    errorRate: first(s, "error_rate"), labels: first(s, "labels"), corrections: first(s, "corrections"),
+    correctionRate: first(s, "correction_rate"), days: first(s, "days"),
+  };
 }
 
 export function setupDashboard() {
@@ -89,23 +78,30 @@ export function setupDashboard() {
   function kpis(n) {
     const dl = $("kpis");
     dl.textContent = "";
+    const count = v => (v === undefined ? "–" : String(v));
+    const rate = r => (r === undefined || r === null ? "–" : pct(r));
+    const reasons = Object.entries(n.reasons).map(([k, v]) => `${k}: ${v}`).join(", ");
     const items = [
-      ["Recognitions", n.total !== undefined ? String(n.total) : "–"],
-      ["Refused (not a digit, errors)", n.errorRate !== undefined ? `${pct(n.errorRate)}${n.refusals !== undefined ? ` (${n.refusals})` : ""}` : "–"],
-      ["Corrected", n.correctionRate !== undefined ? `${pct(n.correctionRate)}${n.corrections !== undefined ? ` (${n.corrections})` : ""}` : "–"],
-      ["Model version", n.model ? String(n.model) : "–"],
+      ["Requests", count(n.total), ""],
+      ["Recognised", count(n.recognitions), ""],
+      ["Error rate", rate(n.errorRate), `${count(n.refusals)} refused, ${count(n.failures)} failed${reasons ? ` (${reasons})` : ""}`],
+      ["Correction rate", rate(n.correctionRate), `${count(n.corrections)} corrected of ${count(n.labels)} labelled`],
+      ["Model version", n.model || "–", ""],
     ];
-    for (const [k, v] of items) {
+    for (const [k, v, detail] of items) {
       const div = document.createElement("div");
       const dt = document.createElement("dt"); dt.textContent = k;
       const dd = document.createElement("dd"); dd.textContent = v;
-      div.append(dt, dd); dl.append(div);
+      if (k === "Model version") dd.className = "code";
+      div.append(dt, dd);
+      if (detail) { const more = document.createElement("dd"); more.className = "detail"; more.textContent = detail; div.append(more); }
+      dl.append(div);
     }
   }
 
   function hourLabel(h) {
     const d = new Date(h);
-    return Number.isNaN(d.getTime()) ? h : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    return Number.isNaN(d.getTime()) ? h : `${d.toLocaleDateString([], { month: "short", day: "numeric" })} ${String(d.getHours()).padStart(2, "0")}:00`;
   }
 
   async function load() {

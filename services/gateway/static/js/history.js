@@ -59,7 +59,7 @@ export function setupHistory() {
         thumbnail(r),
         text(r.number || String(r.digit), "read"),
         text(pct(r.confidence), "num"),
-        text(r.label !== undefined && r.label !== null && r.label !== -1 ? String(r.label) : "–"),
+        text(r.label ? String(r.label.number ?? r.label.digit) : "–"),
         timeCell(when),
         text(r.user || "(anonymous)"),
       ];

@@ -103,7 +103,10 @@ export function setupRecognise({ onRecorded } = {}) {
       bars.append(li);
     });
     $("record").textContent = `Recorded as ${r.id}${r.user ? ` for ${r.user}` : " (anonymous)"}; model ${r.model_version || "?"}.`;
-    $("truth").value = String(r.digit);
+    const truth = $("truth");
+    truth.value = r.number || String(r.digit);
+    truth.maxLength = truth.value.length;
+    truth.pattern = `[0-9]{${truth.value.length}}`;
     feedbackStatus.textContent = "";
     feedbackStatus.className = "status";
   }
@@ -111,19 +114,27 @@ export function setupRecognise({ onRecorded } = {}) {
   // Right / wrong.
   const feedback = $("feedback"), feedbackStatus = $("feedback-status");
   const feedbackControls = [$("right"), $("wrong"), $("truth")];
-  async function label(digit, right) {
+  async function label(number, right) {
     if (!current) return;
     feedbackStatus.className = "status";
+    const expected = (current.number || String(current.digit)).length;
+    if (!new RegExp(`^[0-9]{${expected}}$`).test(number)) {
+      feedbackStatus.className = "status problem";
+      feedbackStatus.textContent = `Type the true ${expected === 1 ? "digit" : `${expected} digits, left to right`}.`;
+      $("truth").focus();
+      return;
+    }
     if (!getToken()) {
       feedbackStatus.textContent = "Correcting needs a bearer token (the record's owner's, or the admin's): enter it at the top of the page.";
       return;
     }
     const id = current.id;
+    const body = expected === 1 ? { digit: Number(number) } : { number };
     await busy(feedbackControls, feedbackStatus, "Sending…", async () => {
       try {
-        const saved = await requestJson(`/v1/recognitions/${encodeURIComponent(id)}/label`, { method: "POST", json: { digit } });
+        const saved = await requestJson(`/v1/recognitions/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
         feedbackStatus.className = "status ok";
-        const l = saved && saved.label !== undefined && saved.label !== null ? saved.label : digit;
+        const l = saved && saved.label ? saved.label.number ?? saved.label.digit : number;
         feedbackStatus.textContent = right ? `Thank you: confirmed as ${l}.` : `Thank you: corrected to ${l}. It will help train the next model.`;
       } catch (err) {
         feedbackStatus.className = "status problem";
@@ -137,6 +148,6 @@ export function setupRecognise({ onRecorded } = {}) {
       }
     });
   }
-  $("right").addEventListener("click", () => current && label(current.digit, true));
-  feedback.addEventListener("submit", e => { e.preventDefault(); label(Number($("truth").value), false); });
+  $("right").addEventListener("click", () => current && label(current.number || String(current.digit), true));
+  feedback.addEventListener("submit", e => { e.preventDefault(); label($("truth").value.trim(), false); });
 }
