@@ -82,6 +82,7 @@ class Page:
         height = self.driver.execute_script("return Math.max(document.body.scrollHeight, window.innerHeight)")
         width = self.driver.get_window_size()["width"]
         self.driver.set_window_size(width, min(max(height + 140, 600), 4000))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.driver.save_screenshot(str(path))
         return path
 

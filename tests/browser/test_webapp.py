@@ -63,7 +63,7 @@ def test_draw_a_seven_and_see_the_answer(page, anonymous, kind):
     bars = page.find_all("#bars li")
     assert len(bars) == 10
     assert all(b.text.strip().endswith("%") for b in bars)
-    assert page.find("#bars li.top").text.startswith("7")
+    assert page.find("#bars li.best").text.startswith("7")
     # The 28×28 field the model saw, scaled up; or a plain note where the server sends none.
     field = page.find_all("#digits img")
     if field:
@@ -92,6 +92,16 @@ def test_a_double_click_stores_one_record(page, http, user_token):
     time.sleep(0.5)  # a second request, had one been sent, has landed by now
     items = http.get("/v1/recognitions", params={"user": user}).json()["items"]
     assert len(items) == 1, items
+    page.screenshot("recognise")  # the README's figure (docs/figures/webapp.png)
+
+
+def test_phone_width(page):
+    page.driver.set_window_size(390, 844)
+    page.open("/")
+    assert recognise_drawing(page, ONE, "touch") == "1"
+    # Nothing wider than the screen: no sideways scrolling.
+    assert page.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot("phone-recognise")
 
 
 def test_problems_are_shown_in_words(page, tmp_path):

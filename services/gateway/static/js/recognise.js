@@ -92,7 +92,7 @@ export function setupRecognise({ onRecorded } = {}) {
     const top = probs.indexOf(Math.max(...probs));
     probs.forEach((p, d) => {
       const li = document.createElement("li");
-      if (d === top) li.className = "top";
+      if (d === top) li.className = "best";
       const label = document.createElement("span"); label.textContent = d;
       const track = document.createElement("span"); track.className = "track"; track.setAttribute("aria-hidden", "true");
       const fill = document.createElement("span"); fill.className = "fill"; fill.style.display = "block";
