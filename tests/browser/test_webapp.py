@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
 # the bar, then the stem down and to the left.
 SEVEN = [[(-80, -90), (-40, -90), (0, -90), (40, -90), (85, -90)], [(85, -90), (60, -40), (35, 10), (10, 60), (-10, 105)]]
 ONE = [[(0, -100), (0, -50), (0, 0), (0, 50), (0, 100)]]
+# A '#': the model refuses it as not a digit.
+HASH = [[(-40, -100), (-40, 100)], [(40, -100), (40, 100)], [(-100, -40), (100, -40)], [(-100, 40), (100, 40)]]
 
 
 def draw(page, strokes, kind: str = "mouse") -> None:
@@ -114,6 +116,14 @@ def test_problems_are_shown_in_words(page, tmp_path):
     text_file.write_text("not an image")
     page.find("#file").send_keys(str(text_file))
     page.wait_for(lambda d: "not an image" in page.text("#problem"))
+    # Not a digit: a friendly sentence, and the API's detail beneath it.
+    draw(page, HASH)
+    page.find("#send").click()
+    page.wait_for(lambda d: "does not look like a digit" in page.text("#problem"))
+    assert "threshold" in page.text("#problem .why")
+    assert not page.visible("#answer")
+    page.screenshot("not-a-digit")
+    page.find("#clear").click()
     # An HTML error page from a proxy in between does not break the script.
     page.driver.execute_script(
         "window.fetch = () => Promise.resolve(new Response('<html><body>Bad gateway</body></html>',"
