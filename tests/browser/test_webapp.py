@@ -287,3 +287,54 @@ def test_keyboard_only(page):
     assert driver.switch_to.active_element == page.find("#h-dashboard")
     assert "needs a bearer token" in page.text("#stats-problem")
     page.screenshot("keyboard-dashboard")
+
+
+# WCAG 2 contrast of every visible text against the background it sits on (the first opaque
+# one up the tree), and an accessible name for every control.
+AUDIT = """
+function lum(rgb) {
+  const c = rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function parse(color) { const m = color.match(/[\\d.]+/g).map(Number); return { rgb: m.slice(0, 3), a: m.length > 3 ? m[3] : 1 }; }
+function background(el) {
+  for (let e = el; e; e = e.parentElement) {
+    const bg = parse(getComputedStyle(e).backgroundColor);
+    if (bg.a > 0.5) return bg.rgb;
+  }
+  return [255, 255, 255];
+}
+const low = [];
+for (const el of document.querySelectorAll("body *")) {
+  if (!el.offsetParent && getComputedStyle(el).position !== "fixed") continue;
+  const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!own || el.closest("[disabled]") || el.closest("canvas")) continue;
+  const style = getComputedStyle(el);
+  const fg = parse(style.color).rgb, bg = background(el);
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  const ratio = (a + 0.05) / (b + 0.05);
+  const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  if (ratio < need) low.push(`${el.tagName}#${el.id}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+}
+const unnamed = [];
+for (const el of document.querySelectorAll("input, select, button, canvas[tabindex], a[href]")) {
+  if (!el.offsetParent) continue;
+  const named = el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || (el.labels && el.labels.length)
+    || (el.tagName !== "INPUT" && el.textContent.trim()) || el.type === "file" && el.labels.length;
+  if (!named) unnamed.push(`${el.tagName}#${el.id}`);
+}
+return { low, unnamed };
+"""
+
+
+@pytest.mark.parametrize("view", ["recognise", "history", "dashboard"])
+def test_contrast_and_names(page, view, stack):
+    page.open(f"/#{view}", stack.admin_token if view != "recognise" else "")
+    if view == "recognise":
+        recognise_drawing(page, SEVEN)
+        page.find("#right").click()  # the feedback's message too
+    else:
+        page.wait_for(lambda d: not d.execute_script("return document.body.hasAttribute('aria-busy')"))
+    audit = page.driver.execute_script(AUDIT)
+    assert audit == {"low": [], "unnamed": []}
