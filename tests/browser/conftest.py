@@ -37,6 +37,7 @@ FLAGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
 
+
 class Page:
     """A chromium window on the stack's gateway, with the helpers the tests share."""
 
@@ -47,11 +48,14 @@ class Page:
     def open(self, path: str = "/", token: str = "") -> None:
         self.driver.get(self.base_url + "/static/app.css")  # same origin, to set the storage first
         self.driver.execute_script(
-            "sessionStorage.clear(); if (arguments[0]) sessionStorage.setItem('digits.token', arguments[0]);", token
+            "sessionStorage.clear(); if (arguments[0]) sessionStorage.setItem('digits.token', arguments[0]);",
+            token,
         )
         self.driver.get(self.base_url + path)
         if path == "/" or path.startswith("/#"):  # the web app: its script has set itself up
-            self.wait_for(lambda d: d.execute_script("return document.documentElement.dataset.ready === 'true'"))
+            self.wait_for(
+                lambda d: d.execute_script("return document.documentElement.dataset.ready === 'true'")
+            )
 
     def wait_for(self, condition, timeout: float = 20):
         from selenium.webdriver.support.ui import WebDriverWait
@@ -130,7 +134,9 @@ def chromium_driver(tmp_path_factory):
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument("--window-size=1280,1000")
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log"))
+    service = Service(
+        executable_path=CHROMEDRIVER, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log")
+    )
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -162,6 +168,8 @@ def endpoint_missing(client, method: str, path: str, **kwargs) -> bool:
     """True while the gateway has no route there (404 not-found), so tests of endpoints the
     backend has not landed yet skip, and turn on by themselves once it has."""
     reply = client.request(method, path, **kwargs)
-    return reply.status_code == 404 and reply.headers.get("content-type", "").startswith(
-        "application/problem+json"
-    ) and reply.json().get("type") == "/problems/not-found"
+    return (
+        reply.status_code == 404
+        and reply.headers.get("content-type", "").startswith("application/problem+json")
+        and reply.json().get("type") == "/problems/not-found"
+    )
