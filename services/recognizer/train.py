@@ -215,13 +215,16 @@ def training_data(args: argparse.Namespace, data: mnist.Mnist) -> tuple[np.ndarr
     x_val, y_val = dataset.validation_set(data.x_train, data.y_train, args.seed, args.val_mnist, args.val_synthetic)
     # People's corrections (make export-corrections), if given: training only, never validation.
     x_fixed, y_fixed = corrections.load(args.corrections) if args.corrections else (x_extra[:0], y_extra[:0])
+    # A few hundred among ~60k barely move the weights: each may be shown several times an epoch.
+    x_fixed, y_fixed = np.repeat(x_fixed, args.corrections_repeat, 0), np.repeat(y_fixed, args.corrections_repeat, 0)
     x_train = np.concatenate([data.x_train[train_idx], x_stretched, x_extra, x_fixed])
     y_train = np.concatenate([data.y_train[train_idx], data.y_train[stretched_idx], y_extra, y_fixed])
     counts = {
         "mnist_train": len(train_idx), "mnist_stretched": args.stretched, "synthetic_styles": args.styles,
         "synthetic_not_digits": args.not_digits, "validation_mnist": len(val_idx),
         "validation_synthetic_styles": args.val_synthetic, "validation_synthetic_not_digits": args.val_synthetic,
-        **({"corrections": len(y_fixed)} if args.corrections else {}),
+        **({"corrections": len(y_fixed) // args.corrections_repeat} if args.corrections else {}),
+        **({"corrections_repeat": args.corrections_repeat} if args.corrections and args.corrections_repeat != 1 else {}),
     }  # fmt: skip
     return x_train, y_train, x_val, y_val, counts
 
@@ -265,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-mnist", type=int, default=5_000, help="MNIST training digits held out for calibration")
     p.add_argument("--val-synthetic", type=int, default=4_000, help="synthetic digits and non-digits each, for calibration")
     p.add_argument("--corrections", help="a folder of exported corrections (make export-corrections) to train on too")
+    p.add_argument("--corrections-repeat", type=int, default=1, help="each correction this many times an epoch")
     p.add_argument("--max-digits-refused", type=float, default=0.0,
                    help="the refusal threshold refuses at most this share of validation digits (0: none)")
     p.add_argument("--no-determinism", dest="determinism", action="store_false",
