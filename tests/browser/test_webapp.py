@@ -3,6 +3,7 @@ the history, the dashboard, /docs without internet, phone width, contrast, and t
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from itertools import pairwise
@@ -367,3 +368,26 @@ def test_contrast_and_names(page, view, stack):
         page.wait_for(lambda d: not d.execute_script("return document.body.hasAttribute('aria-busy')"))
     audit = page.driver.execute_script(AUDIT)
     assert audit == {"low": [], "unnamed": []}
+
+
+def test_drop_or_choose_an_image(page):
+    page.open("/")
+    # Dropped on the pad: a real drop event carrying the file.
+    page.driver.execute_script(
+        """
+        const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], "seven.png", {type: "image/png"}));
+        const pad = document.getElementById("drop");
+        pad.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true}));
+        pad.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+        """,
+        base64.b64encode(SEVEN_PNG).decode(),
+    )
+    assert answer(page) == "7"
+    assert "seven.png" not in page.text("#problem")
+    # Chosen with the file input.
+    page.find("#clear").click()
+    page.driver.execute_script("document.getElementById('answer').hidden = true")
+    page.find("#file").send_keys(str(Path(__file__).parents[1] / "data" / "seven.png"))
+    assert answer(page) == "7"

@@ -13,7 +13,8 @@ setupRecognise({ onRecorded: () => history.reset() });
 
 const token = $("token");
 token.value = getToken();
-token.addEventListener("input", () => setToken(token.value.trim()));
+// Another token is another history: its paging starts again.
+token.addEventListener("input", () => { setToken(token.value.trim()); history.reset(); });
 $("token-form").addEventListener("submit", e => { e.preventDefault(); route(); });
 $("token-clear").addEventListener("click", () => { token.value = ""; setToken(""); history.reset(); route(); token.focus(); });
 
