@@ -89,8 +89,8 @@ def export(stack: Stack, out: Path) -> str:
     return done.stdout.strip()
 
 
-def train(mnist_dir: Path, out: Path, corrections: Path | None) -> dict:
-    extra = ["--corrections", str(corrections)] if corrections else []
+def train(mnist_dir: Path, out: Path, corrections: Path | None, repeat: int) -> dict:
+    extra = ["--corrections", str(corrections), "--corrections-repeat", str(repeat)] if corrections else []
     subprocess.run([sys.executable, "-m", "services.recognizer.train", "--data", str(mnist_dir), "--out", str(out),
                     *TRAIN, *extra], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     return json.loads((out / "model.json").read_text())
@@ -123,11 +123,12 @@ def main() -> int:
         rows = sum(1 for _ in csv.DictReader(handle))
     print(f"{counts}; {exported}", flush=True)
     results = {}
-    for name, extra in (("without", None), ("with", args.run_dir / "corrections")):
-        meta = train(args.mnist, args.run_dir / f"model-{name}", extra)
-        accuracy, n = style_accuracy(args.run_dir / f"model-{name}", held_out)
-        results[name] = (meta["test"]["accuracy"], accuracy, meta["training"]["train_examples"])
-        print(name, results[name], flush=True)
+    for repeat in (0, 1, 10):  # 0: without corrections
+        out = args.run_dir / f"model-{repeat}"
+        meta = train(args.mnist, out, args.run_dir / "corrections" if repeat else None, repeat)
+        accuracy, n = style_accuracy(out, held_out)
+        results[repeat] = (meta["test"]["accuracy"], accuracy, meta["training"]["train_examples"])
+        print(repeat, results[repeat], flush=True)
     minutes = (time.monotonic() - started) / 60
     lines = [
         "# Export -> train: what corrections add",
@@ -136,18 +137,24 @@ def main() -> int:
         f"{counts['uploaded']} style photos MNIST lacks uploaded through the API, {counts['refused']} refused, "
         f"{counts['labelled']} labelled with their true digit through `POST /v1/recognitions/{{id}}/label` "
         f"(the served model had {counts['model_was_wrong']} of them wrong); `export_corrections` wrote {rows} "
-        f"examples. Both models: `train {' '.join(TRAIN)}`, seed 0, the second with `--corrections`. "
-        f"Held out: the other {n} style photos (never uploaded) and the MNIST test set.",
+        f"examples. Every model: `train {' '.join(TRAIN)}`, seed 0; then with `--corrections` "
+        f"(`--corrections-repeat 1` and `10`: each correction shown once or ten times an epoch). "
+        f"Held out: the other {n} style photos (never uploaded; one photo is {100 / n:.2f} points) and the "
+        f"10,000 MNIST test digits.",
         "",
         "| model | training examples | corrections used | held-out styles | MNIST test |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in ("without", "with"):
-        mnist_acc, style_acc, examples = results[name]
-        used = rows if name == "with" else 0
-        lines.append(f"| {name} corrections | {examples:,} | {used} | {style_acc * 100:.2f}% | {mnist_acc * 100:.2f}% |")
-    lines += ["", "A small model, 2 epochs, 10 synthetic style digits: far below the committed model on both sets; "
-              "the figure is the difference the corrections make, with everything else equal."]
+    for repeat, (mnist_acc, style_acc, examples) in results.items():
+        name = "without corrections" if not repeat else f"with corrections, each shown {repeat}× an epoch"
+        lines.append(f"| {name} | {examples:,} | {rows if repeat else 0} | {style_acc * 100:.2f}% | {mnist_acc * 100:.2f}% |")
+    lines += ["", "A small model, 2 epochs, 10 synthetic style digits: far below the committed model on both sets "
+              "(it learns the styles from 24,000 synthetic digits); the figure is the difference the corrections "
+              "make with everything else equal. Caveats: the corrections and the held-out photos come from the same "
+              "style generator (other samples of the same styles), so this is the gain on the kind of mistakes people "
+              "corrected, not on new kinds; the served model already read all of them right (these labels confirm "
+              "rather than correct, which changes nothing for training); shown once an epoch, 340 among ~59,000 "
+              "examples change nothing measurable (the 0.6-point drop is 2 photos, noise)."]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
