@@ -60,6 +60,11 @@ class FeedbackRPCs:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def finish_counting(self, seconds: float = 2.0) -> None:
+        """On shutdown: let the counts in flight land (briefly) before the session closes."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=seconds)
+
     async def _increment(self, increments: stats.Increments, moment: datetime) -> None:
         deadline = time.monotonic() + self._config.request_timeout_seconds  # type: ignore[attr-defined]
         try:

@@ -140,6 +140,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
     async def close(self) -> None:
         if self._awaiting_schema is not None:
             self._awaiting_schema.cancel()
+        await self.finish_counting()
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
 

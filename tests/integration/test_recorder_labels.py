@@ -207,3 +207,24 @@ def test_stats_need_a_token_and_a_window_of_1_to_31_days(channel, admin):
     fails(recorder_pb2_grpc.RecorderStub(channel).GetStats, recorder_pb2.GetStatsRequest(),
           grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REQUIRED")  # fmt: skip
     fails(admin.GetStats, recorder_pb2.GetStatsRequest(days=32), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_QUERY")
+
+
+def test_a_label_that_lands_after_a_deletion_does_not_bring_the_record_back(admin, cql):
+    """The race the read-then-write leaves open: the record is deleted between LabelRecognition's
+    read and its write, whose later timestamp makes label-only cells. Made here by hand."""
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    stored = admin.Record(record_request(user=user), timeout=10)
+    admin.DeleteRecognition(recorder_pb2.DeleteRecognitionRequest(id=stored.id), timeout=10)
+    late = int(time.time() * 1_000_000) + 10_000_000  # after the deletion's timestamp
+    received = stored.received_at.ToDatetime(tzinfo=timezone.utc)
+    from services.recorder.paging import day_of
+
+    cql.execute(f"UPDATE {KEYSPACE}.recognitions USING TIMESTAMP {late} SET label_number = '1' WHERE id = %s",
+                [uuid.UUID(stored.id)])  # fmt: skip
+    cql.execute(f"UPDATE {KEYSPACE}.recognitions_by_user_day USING TIMESTAMP {late} SET label_number = '1' "
+                "WHERE user = %s AND day = %s AND id = %s", [user, day_of(received), uuid.UUID(stored.id)])  # fmt: skip
+    assert cql.execute(f"SELECT label_number FROM {KEYSPACE}.recognitions WHERE id = %s", [uuid.UUID(stored.id)]).one()
+    fails(admin.GetRecognition, recorder_pb2.GetRecognitionRequest(id=stored.id), grpc.StatusCode.NOT_FOUND,
+          "RECOGNITION_NOT_FOUND")  # fmt: skip
+    history = admin.ListRecognitions(recorder_pb2.ListRecognitionsRequest(user=user), timeout=10)
+    assert list(history.recognitions) == []
