@@ -125,10 +125,12 @@ def _service_config(retry_service: str | None = None) -> str:
         # not yet noticed is down. The call's deadline bounds all attempts together.
         config["methodConfig"] = [
             {
-                # Record and the reads only: a retried delete that had landed would answer 404,
-                # and a retried CreateToken would leave a live token nobody ever saw.
+                # Record, the reads and labelling (the same label again; only a first label is
+                # counted): a retried delete that had landed would answer 404, and a retried
+                # CreateToken would leave a live token nobody ever saw.
                 "name": [{"service": retry_service, "method": m}
-                         for m in ("Record", "GetRecognition", "ListRecognitions", "GetImage")],  # fmt: skip
+                         for m in ("Record", "GetRecognition", "ListRecognitions", "GetImage", "GetStats",
+                                   "LabelRecognition")],  # fmt: skip
                 "retryPolicy": {
                     "maxAttempts": 3,
                     "initialBackoff": "0.1s",
