@@ -1,6 +1,7 @@
-"""Property-based tests (hypothesis) of preprocessing: whatever bytes arrive, to_mnist either
-returns a valid 28×28 field or raises ImageError with a known reason; never another exception,
-never a NaN, never a hang."""
+"""Property-based tests (hypothesis) of preprocessing: whatever bytes arrive, to_mnist and
+segment.read (what the service runs: every digit, and the cuts of touching ones) either return
+valid 28×28 fields or raise ImageError with a known reason; never another exception, never a
+NaN, never a hang."""
 
 from __future__ import annotations
 
@@ -11,23 +12,31 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from services.recognizer import preprocess
+from services.recognizer import preprocess, segment
 
-REASONS = {"EMPTY_IMAGE", "NOT_AN_IMAGE", "CORRUPT_IMAGE", "IMAGE_TOO_LARGE", "NO_DIGIT_FOUND"}
+REASONS = {"EMPTY_IMAGE", "NOT_AN_IMAGE", "CORRUPT_IMAGE", "IMAGE_TOO_LARGE", "NO_DIGIT_FOUND", "TOO_MANY_DIGITS"}
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 SMALL = preprocess.Limits(max_bytes=200_000, max_pixels=1_000_000)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def _check(data: bytes) -> None:
-    try:
-        field = preprocess.to_mnist(data, SMALL)
-    except preprocess.ImageError as exc:
-        assert exc.reason in REASONS, exc.reason
-        assert str(exc)
-        return
-    assert field.shape == (28, 28) and field.dtype == np.float32
-    assert np.isfinite(field).all() and field.min() >= 0.0 and field.max() <= 1.0
+    for read in (lambda: [preprocess.to_mnist(data, SMALL)], lambda: _fields(segment.read(data, SMALL))):
+        try:
+            fields = read()
+        except preprocess.ImageError as exc:
+            assert exc.reason in REASONS, exc.reason
+            assert str(exc)
+            continue
+        assert 1 <= len(fields)
+        for field in fields:
+            assert field.shape == (28, 28) and field.dtype == np.float32
+            assert np.isfinite(field).all() and field.min() >= 0.0 and field.max() <= 1.0
+
+
+def _fields(groups: list[segment.Group]) -> list[np.ndarray]:
+    assert 1 <= len(groups) <= segment.MAX_DIGITS
+    return [piece.field for group in groups for piece in group.pieces.values()]
 
 
 @FAST
