@@ -83,32 +83,24 @@ def test_a_bad_token_exits_3(digits, url):
     assert run.code == 3 and "invalid-token" in run.err, run
 
 
-def _endpoint_answer(run, expected_in_output: str) -> None:
-    """label and stats: the gateway may not have the endpoint yet (issue 11, item 2).
-    Either it answers, or the CLI says cleanly that this gateway lacks it (exit 5)."""
-    if run.code == 0:
-        assert expected_in_output in run.out, run
-    else:
-        assert run.code == 5, run
-        assert "(404 not-found)" in run.err or "(405 method-not-allowed)" in run.err, run
-        assert "older than this CLI" in run.err and "Traceback" not in run.err
-
-
 def test_label_calls_the_label_endpoint(digits, admin, http):
     upload = http.post("/v1/recognitions", files={"image": ("seven.png", SEVEN.read_bytes(), "image/png")})
     assert upload.status_code == 201, upload.text
     recognition_id = upload.json()["id"]
-    _endpoint_answer(digits("label", "--json", recognition_id, 7, env=admin), recognition_id)
+    run = digits("label", "--json", recognition_id, 4, env=admin)
+    assert run.code == 0 and recognition_id in run.out, run
+    assert http.get(f"/v1/recognitions/{recognition_id}").json()["label"]["digit"] == 4
 
 
-def test_label_of_an_unknown_recognition_is_not_exit_0(digits, admin):
+def test_label_of_an_unknown_recognition_is_a_refusal(digits, admin):
     run = digits("label", str(uuid.uuid1()), 3, env=admin)
-    # Today: no endpoint (5). With it: 404 recognition-not-found, a refused request (1).
-    assert run.code in (1, 5) and "Traceback" not in run.err, run
+    assert run.code == 1 and "recognition-not-found" in run.err and "Traceback" not in run.err, run
 
 
 def test_stats(digits, admin):
-    _endpoint_answer(digits("stats", "--json", env=admin), "{")
+    run = digits("stats", "--json", env=admin)
+    assert run.code == 0, run
+    assert '"requests"' in run.out and '"digits"' in run.out, run
 
 
 def test_the_http_client_round_trip(stack):
