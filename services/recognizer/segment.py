@@ -96,7 +96,6 @@ class _Frame:
 def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
     """The digits of an encoded image, left to right (ImageError if there are none or too many)."""
     image, (full_width, full_height) = preprocess.open_upright(data, limits, draft=True)
-    drafted_width = image.width
     image = preprocess.working_size(image)
     ink = preprocess.to_ink(preprocess.to_grayscale(image))
     frame = _Frame(0.0, 0.0, full_width / image.width)
@@ -106,7 +105,8 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
     extent = max(bottom - top, right - left)
     if extent < SMALL * max(image.size) and full_width >= FULL_RES_GAIN * image.width:
         # The digits are small in a large frame: crop them from the full-resolution image.
-        full = image if drafted_width == full_width else preprocess.open_upright(data, limits)[0]
+        # Decoded again (rare): the working copy was shrunk in place, or drafted by libjpeg.
+        full, _ = preprocess.open_upright(data, limits)
         margin = MARGIN * extent
         x0, y0 = max(0.0, (left - margin) * frame.scale), max(0.0, (top - margin) * frame.scale)
         x1 = min(float(full_width), (right + margin) * frame.scale)
