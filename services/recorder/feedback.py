@@ -19,7 +19,7 @@ from digits.v1 import recorder_pb2
 from services.recorder import failures, stats
 from services.recorder.corrections import invalid_label
 from services.recorder.metrics import ERRORS
-from services.recorder.records import Record
+from services.recorder.records import Record, timestamp, to_proto, utc
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _RECENT = 4096
 
 class FeedbackRPCs:
     """Needs the servicer's ``_require_store``, ``_principal``, ``_deny``, ``_read``, ``_fail``,
-    ``_deadline``, ``_cassandra_failed`` and ``_to_proto``."""
+    ``_deadline`` and ``_cassandra_failed``."""
 
     _pending: set[asyncio.Task[None]]
     _counted: collections.OrderedDict[str, None]
@@ -85,9 +85,7 @@ class FeedbackRPCs:
             await self._cassandra_failed(context, "label", exc, store.write_consistency)  # type: ignore[attr-defined]
         self._count(stats.label_increments(record, request.number), labelled.labelled_at)  # type: ignore[arg-type]
         log.info("labelled", extra={"id": str(record.id), "number": request.number})
-        from services.recorder.server import _to_proto  # circular at import time
-
-        return recorder_pb2.LabelRecognitionResponse(recognition=_to_proto(labelled))
+        return recorder_pb2.LabelRecognitionResponse(recognition=to_proto(labelled))
 
     async def CountUploadOutcomes(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)  # type: ignore[attr-defined]
@@ -116,16 +114,11 @@ class FeedbackRPCs:
             rows = await store.read_stats(since, until, self._deadline(context))  # type: ignore[attr-defined]
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "stats", exc, store.read_consistency)  # type: ignore[attr-defined]
-        from services.recorder.server import _timestamp
-
         return recorder_pb2.GetStatsResponse(
-            since=_timestamp(since), until=_timestamp(until),
+            since=timestamp(since), until=timestamp(until),
             counts=[
-                recorder_pb2.StatsCount(hour=_timestamp(_utc(r["hour"])), metric=r["metric"], key=r["key"], value=r["value"])
+                recorder_pb2.StatsCount(hour=timestamp(utc(r["hour"])), metric=r["metric"], key=r["key"], value=r["value"])
                 for r in rows if r["value"]
             ],
         )  # fmt: skip
 
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment

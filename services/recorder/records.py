@@ -1,12 +1,16 @@
-"""A recognition as the recorder keeps it, and the shapes its queries answer with."""
+"""A recognition as the recorder keeps it, the shapes its queries answer with, and its form in
+the API (``to_proto``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, overload
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from digits.v1 import recognizer_pb2, recorder_pb2
 from services.recorder.paging import Cursor
 
 
@@ -53,9 +57,6 @@ class Page:
 
 
 def from_row(row: dict[str, Any], image: bytes | None = None) -> Record:
-    received_at = row["received_at"]
-    if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
-        received_at = received_at.replace(tzinfo=timezone.utc)
     return Record(
         id=row["id"],
         request_id=row["request_id"],
@@ -69,17 +70,59 @@ def from_row(row: dict[str, Any], image: bytes | None = None) -> Record:
         filename=row["filename"] or "",
         image_size=row["image_size"] or 0,
         client_address=row["client_address"] or "",
-        received_at=received_at,
+        received_at=utc(row["received_at"]),
         number=row.get("number") or "",
         readings=tuple(tuple(r) for r in row.get("readings") or ()),
         label_number=row.get("label_number") or "",
-        labelled_at=_utc(row.get("labelled_at")),
+        labelled_at=utc(row.get("labelled_at")),
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """The driver returns naive UTC datetimes."""
+@overload
+def utc(moment: datetime) -> datetime: ...
+
+
+@overload
+def utc(moment: None) -> None: ...
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """The driver returns naive UTC datetimes: made aware, as everything else here is."""
     return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(moment)
+    return out
+
+
+def to_proto(record: Record) -> recorder_pb2.Recognition:
+    """A record as the API answers it (the image only if it was read)."""
+    return recorder_pb2.Recognition(
+        id=str(record.id),
+        digit=record.digit,
+        confidence=record.confidence,
+        probabilities=record.probabilities,
+        model_version=record.model_version,
+        user=record.user,
+        image=record.image or b"",
+        content_type=record.content_type,
+        filename=record.filename,
+        image_size=record.image_size,
+        client_address=record.client_address,
+        received_at=timestamp(record.received_at),
+        number=record.number,
+        digits=[
+            recognizer_pb2.DigitReading(
+                digit=d, confidence=c, box=recognizer_pb2.BoundingBox(x=x, y=y, width=w, height=h)
+            )
+            for d, c, x, y, w, h in record.readings
+        ],
+        label=recorder_pb2.Label(
+            digit=int(record.label_number[0]), number=record.label_number, labelled_at=timestamp(record.labelled_at)
+        ) if record.label_number and record.labelled_at else None,
+    )
 
 
 def is_whole(row: dict[str, Any]) -> bool:

@@ -15,11 +15,10 @@ import grpc
 from cassandra import DriverException, InvalidRequest
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from google.protobuf.empty_pb2 import Empty
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from digits import errors, trailers
 from digits.grpc_server import GrpcService
-from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
+from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from services.recorder import failures, paging
 from services.recorder.feedback import FeedbackRPCs
 from services.recorder.access import (
@@ -40,7 +39,7 @@ from services.recorder.requests import (
     invalid_user,
     list_query,
 )
-from services.recorder.records import Claim, Page, Record
+from services.recorder.records import Claim, Page, Record, timestamp, to_proto
 from services.recorder.session import connect
 from services.recorder.store import RecognitionStore
 
@@ -50,39 +49,6 @@ log = logging.getLogger(__name__)
 _TOKEN_REQUIRED = (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REQUIRED")
 _TOKEN_INVALID = (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID")
 _FORBIDDEN = (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(moment)
-    return out
-
-
-def _to_proto(record: Record) -> recorder_pb2.Recognition:
-    return recorder_pb2.Recognition(
-        id=str(record.id),
-        digit=record.digit,
-        confidence=record.confidence,
-        probabilities=record.probabilities,
-        model_version=record.model_version,
-        user=record.user,
-        image=record.image or b"",
-        content_type=record.content_type,
-        filename=record.filename,
-        image_size=record.image_size,
-        client_address=record.client_address,
-        received_at=_timestamp(record.received_at),
-        number=record.number,
-        digits=[
-            recognizer_pb2.DigitReading(
-                digit=d, confidence=c, box=recognizer_pb2.BoundingBox(x=x, y=y, width=w, height=h)
-            )
-            for d, c, x, y, w, h in record.readings
-        ],
-        label=recorder_pb2.Label(
-            digit=int(record.label_number[0]), number=record.label_number, labelled_at=_timestamp(record.labelled_at)
-        ) if record.label_number and record.labelled_at else None,
-    )
 
 
 class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
@@ -288,7 +254,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
         if replayed:
             context.set_trailing_metadata(((trailers.REPLAYED, "true"),))
         # The caller sent the image: echoing it back would only copy it twice more.
-        return _to_proto(dataclasses.replace(record, image=None))
+        return to_proto(dataclasses.replace(record, image=None))
 
     async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]
         """The record ``record_id``, if the caller may see it; else the call ends."""
@@ -340,7 +306,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
 
     async def GetRecognition(self, request, context):  # type: ignore[no-untyped-def]
         operation = "get_image" if request.include_image else "get"
-        return _to_proto(await self._read(context, operation, request.id, request.include_image))
+        return to_proto(await self._read(context, operation, request.id, request.include_image))
 
     async def GetImage(self, request, context):  # type: ignore[no-untyped-def]
         record = await self._read(context, "get_image", request.id, include_image=True)
@@ -395,7 +361,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, operation, exc, store.read_consistency)
         return recorder_pb2.ListRecognitionsResponse(
-            recognitions=[_to_proto(r) for r in page.records],
+            recognitions=[to_proto(r) for r in page.records],
             next_page_token=paging.encode(query, page.next_cursor, self._token_key) if page.next_cursor else "",
         )
 
@@ -418,7 +384,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "create_token", exc, store.write_consistency)
         log.info("token issued", extra={"user": request.user, "token_id": digest.hex()[:12]})
-        return recorder_pb2.Token(token=token, id=digest.hex(), user=request.user, created_at=_timestamp(created_at))
+        return recorder_pb2.Token(token=token, id=digest.hex(), user=request.user, created_at=timestamp(created_at))
 
     async def RevokeToken(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)

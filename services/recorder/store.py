@@ -50,7 +50,7 @@ from services.recorder.ids import to_millis
 from services.recorder.listing import Listings
 from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
 from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, hour_of, month_of
-from services.recorder.records import Claim, Page, Record, from_row, is_whole
+from services.recorder.records import Claim, Page, Record, from_row, is_whole, utc
 
 # Images up to this size are written inside the record's batch. Cassandra warns about batches
 # over 5 KiB (batch_size_warn_threshold) and refuses them over 50 KiB; with the rows (~1 KiB)
@@ -238,10 +238,7 @@ class RecognitionStore:
         row = rows[0]
         if row["[applied]"]:
             return candidate
-        received_at = row["received_at"]
-        if received_at.tzinfo is None:  # the driver returns naive UTC datetimes
-            received_at = received_at.replace(tzinfo=timezone.utc)
-        return Claim(row["request_id"], received_at, row["fingerprint"], first=False)
+        return Claim(row["request_id"], utc(row["received_at"]), row["fingerprint"], first=False)
 
     async def record(self, record: Record, deadline: float) -> None:
         """Store ``record`` (image included) at the write consistency level."""
