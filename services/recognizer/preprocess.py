@@ -314,13 +314,13 @@ def stroke_mask(ink: np.ndarray) -> np.ndarray:
     return (ink > INK_THRESHOLD) & (_box3(ink) > 2 * INK_THRESHOLD)
 
 
-def _ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
+def _ink_bbox(ink: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right; exclusive ends) of the ink, ignoring specks.
 
     Dust bigger than what stroke_mask drops is away from the digit and small, which _extent
     recognises.
     """
-    mask = stroke_mask(ink)
+    mask = stroke_mask(ink) if mask is None else mask
     if not mask.any():
         raise ImageError("NO_DIGIT_FOUND", "no digit found: no stroke is large enough")
     top, bottom = _extent(mask.sum(axis=1))
@@ -328,9 +328,10 @@ def _ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
     return top, bottom, left, right
 
 
-def center_in_field(ink: np.ndarray) -> np.ndarray:
-    """Crop to the digit, scale its longest side to 20 px, centre its mass in 28×28."""
-    top, bottom, left, right = _ink_bbox(ink)
+def center_in_field(ink: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Crop to the digit, scale its longest side to 20 px, centre its mass in 28×28.
+    ``mask``: stroke_mask(ink), when the caller has it already."""
+    top, bottom, left, right = _ink_bbox(ink, mask)
     digit = ink[top:bottom, left:right]
     height, width = digit.shape
     scale = BOX / max(height, width)

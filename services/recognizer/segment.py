@@ -99,7 +99,8 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
     image = preprocess.working_size(image)
     ink = preprocess.to_ink(preprocess.to_grayscale(image))
     frame = _Frame(0.0, 0.0, full_width / image.width)
-    marks = _marks(ink)
+    mask = preprocess.stroke_mask(ink)
+    marks = _marks(ink, mask)
     top, bottom = min(m.top for m in marks), max(m.bottom for m in marks)
     left, right = min(m.left for m in marks), max(m.right for m in marks)
     extent = max(bottom - top, right - left)
@@ -114,9 +115,10 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
         crop = preprocess.working_size(full.crop((round(x0), round(y0), round(x1), round(y1))))
         ink = preprocess.to_ink(preprocess.to_grayscale(crop))
         frame = _Frame(round(x0), round(y0), (round(x1) - round(x0)) / crop.width)
-        marks = _marks(ink)
+        mask = preprocess.stroke_mask(ink)
+        marks = _marks(ink, mask)
     if len(marks) == 1:  # one digit: exactly the single-digit path (dust handling included)
-        return [_group(marks[0], frame, preprocess.center_in_field(ink))]
+        return [_group(marks[0], frame, preprocess.center_in_field(ink, mask))]
     return [_group(m, frame, preprocess.center_in_field(m.ink)) for m in marks]
 
 
@@ -154,8 +156,7 @@ class _Mark:
         self.weight += other.weight
 
 
-def _marks(ink: np.ndarray) -> list[_Mark]:
-    mask = preprocess.stroke_mask(ink)
+def _marks(ink: np.ndarray, mask: np.ndarray) -> list[_Mark]:
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         raise ImageError("NO_DIGIT_FOUND", "no digit found: no stroke is large enough")

@@ -195,14 +195,14 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 f"{len(request.images)} images in one call; the limit is {limit}",
             )  # fmt: skip
         images = await self._groups(list(request.images))
-        good = [g for g in images if not isinstance(g, preprocess.ImageError)]
-        scores = iter(await self._classify(batcher, [f for g in good for f in reading.fields(g)], context))
+        fields = [[] if isinstance(g, preprocess.ImageError) else reading.fields(g) for g in images]
+        scores = iter(await self._classify(batcher, [f for image in fields for f in image], context))
         results = []
-        for groups in images:
+        for groups, own in zip(images, fields):
             if isinstance(groups, preprocess.ImageError):
                 results.append(_error(groups))
                 continue
-            mine = [next(scores) for _ in reading.fields(groups)]
+            mine = [next(scores) for _ in own]
             try:
                 answer = self._answer(groups, mine, model.version, request.include_fields)
                 results.append(recognizer_pb2.RecognizeBatchResult(recognition=answer))
