@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cassandra.cluster import NoHostAvailable, Session
 
+from digits.cql import literal, login_refused, once_settled
 from scripts.cassandra import cql
 from scripts.cassandra.common import DATACENTER, CassandraError
 from scripts.cassandra.config import AuthConfig
@@ -31,17 +32,16 @@ def superuser_candidates(base_dir: Path) -> list[tuple[str, str]]:
     return [*candidates, DEFAULT_SUPERUSER]
 
 
-def cql_literal(value: str) -> str:
-    """A CQL string literal (role names and passwords cannot be bound as parameters in DCL)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def can_login(host: str, user: str, password: str) -> bool:
+    return once_settled(lambda: _login_once(host, user, password))
+
+
+def _login_once(host: str, user: str, password: str) -> bool:
     try:
         with cql.login(host, [(user, password)], timeout=15.0):
             return True
     except NoHostAvailable as exc:
-        if cql.login_refused(exc):
+        if login_refused(exc):
             return False
         raise
 
@@ -96,13 +96,13 @@ def setup_auth(host: str, auth: AuthConfig, size: int, base_dir: Path, say: Call
             for table in ("roles", "role_members", "role_permissions"):
                 cql.query(session, f"SELECT * FROM system_auth.{table}", cql.ALL)
 
-        user = cql_literal(auth.app_user)
+        user = literal(auth.app_user)
         exists = cql.query(session, f"SELECT role FROM system_auth.roles WHERE role = {user}", cql.QUORUM)
         if auth.app_password is not None and not can_login(host, auth.app_user, auth.app_password):
             # ALTER only when needed: Cassandra 5 refuses a role's second password change
             # within 5 s, and a restart should not rewrite what is already right.
             verb = "ALTER" if exists else "CREATE"
-            password = cql_literal(auth.app_password)
+            password = literal(auth.app_password)
             cql.query(session, f"{verb} ROLE {user} WITH PASSWORD = {password} AND LOGIN = true")
         elif not exists:
             raise CassandraError(f"role {auth.app_user} does not exist: give a password")
@@ -116,6 +116,6 @@ def setup_auth(host: str, auth: AuthConfig, size: int, base_dir: Path, say: Call
             with os.fdopen(fd, "w") as f:
                 f.write(new_password + "\n")
             superuser = DEFAULT_SUPERUSER[0]
-            cql.query(session, f"ALTER ROLE {superuser} WITH PASSWORD = {cql_literal(new_password)}")
+            cql.query(session, f"ALTER ROLE {superuser} WITH PASSWORD = {literal(new_password)}")
             pending.replace(secret)
             say(f"default superuser password replaced; it is in {secret}")

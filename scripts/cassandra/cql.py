@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException
+from cassandra import ConsistencyLevel, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.connection import ConnectionException
@@ -22,6 +22,7 @@ from cassandra.policies import WhiteListRoundRobinPolicy
 from cassandra.protocol import ErrorMessage
 from cassandra.query import SimpleStatement
 
+from digits.cql import login_refused
 from scripts.cassandra.common import CQL_PORT
 
 Credentials = tuple[str, str]
@@ -36,12 +37,6 @@ CQL_ERRORS: tuple[type[BaseException], ...] = (
     ErrorMessage,
 )
 ALL, ONE, QUORUM = ConsistencyLevel.ALL, ConsistencyLevel.ONE, ConsistencyLevel.QUORUM
-
-
-def login_refused(exc: BaseException) -> bool:
-    """Whether the node turned the credentials down (as opposed to not answering)."""
-    errors = exc.errors.values() if isinstance(exc, NoHostAvailable) else ()
-    return any(isinstance(error, AuthenticationFailed) for error in errors)
 
 
 class _QuietDriver:

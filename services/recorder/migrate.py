@@ -23,6 +23,7 @@ from cassandra.cluster import NoHostAvailable
 
 from digits import logs
 from digits.config import describe
+from digits.cql import login_refused
 from services.recorder import legacy, roles, schema
 from services.recorder.config import Config
 from services.recorder.session import connect
@@ -39,7 +40,7 @@ def _until(deadline: float, attempt: Callable[[], T]) -> T:
         try:
             return attempt()
         except (NoHostAvailable, OperationTimedOut, OSError) as exc:
-            if isinstance(exc, NoHostAvailable) and roles.login_refused(exc):
+            if isinstance(exc, NoHostAvailable) and login_refused(exc):
                 raise
             if time.monotonic() + delay > deadline:
                 raise

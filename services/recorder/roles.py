@@ -23,10 +23,11 @@ import logging
 import secrets
 import time
 
-from cassandra import AuthenticationFailed, ConsistencyLevel
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 
+from digits.cql import literal, login_refused, once_settled
 from services.recorder.config import Config
 from services.recorder.session import connect
 
@@ -35,17 +36,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SUPERUSER = ("cassandra", "cassandra")
 
 
-def login_refused(exc: NoHostAvailable) -> bool:
-    return any(isinstance(error, AuthenticationFailed) for error in exc.errors.values())
-
-
 def _as(config: Config, username: str, password: str) -> Config:
     return dataclasses.replace(config, cassandra_username=username, cassandra_password=password)
-
-
-def _literal(value: str) -> str:
-    """A CQL string literal (role names and passwords cannot be bound as parameters in DCL)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def admin_session(config: Config) -> tuple[Cluster, Session]:
@@ -73,8 +65,8 @@ def admin_session(config: Config) -> tuple[Cluster, Session]:
         log.info("new cluster: creating the admin role", extra={"role": config.cassandra_admin_username})
         _execute(
             session,
-            f"CREATE ROLE IF NOT EXISTS {_literal(config.cassandra_admin_username)} "
-            f"WITH PASSWORD = {_literal(config.cassandra_admin_password)} AND SUPERUSER = true AND LOGIN = true",
+            f"CREATE ROLE IF NOT EXISTS {literal(config.cassandra_admin_username)} "
+            f"WITH PASSWORD = {literal(config.cassandra_admin_password)} AND SUPERUSER = true AND LOGIN = true",
         )
     finally:
         cluster.shutdown()
@@ -106,7 +98,7 @@ def secure(session: Session, config: Config) -> None:
         log.info("locking the default superuser", extra={"role": DEFAULT_SUPERUSER[0]})
         _execute(
             session,
-            f"ALTER ROLE {DEFAULT_SUPERUSER[0]} WITH PASSWORD = {_literal(secrets.token_urlsafe(32))} "
+            f"ALTER ROLE {DEFAULT_SUPERUSER[0]} WITH PASSWORD = {literal(secrets.token_urlsafe(32))} "
             "AND SUPERUSER = false AND LOGIN = false",
         )
         _wait_until_refused(_as(config, *DEFAULT_SUPERUSER))
@@ -117,17 +109,17 @@ def secure(session: Session, config: Config) -> None:
     exists = session.execute("SELECT role FROM system_auth.roles WHERE role = %s", [user]).one()
     if not exists:
         log.info("creating the recorder role", extra={"role": user})
-        _execute(session, f"CREATE ROLE {_literal(user)} WITH PASSWORD = {_literal(password)} AND LOGIN = true")
+        _execute(session, f"CREATE ROLE {literal(user)} WITH PASSWORD = {literal(password)} AND LOGIN = true")
     elif not _can_login(config):
         # Only when needed: Cassandra 5 refuses a second password change within 5 s.
         log.info("setting the recorder role's password from the Secret", extra={"role": user})
-        _execute(session, f"ALTER ROLE {_literal(user)} WITH PASSWORD = {_literal(password)} AND LOGIN = true")
+        _execute(session, f"ALTER ROLE {literal(user)} WITH PASSWORD = {literal(password)} AND LOGIN = true")
 
 
 def grant_recorder(session: Session, config: Config) -> None:
     """Step 5: the recorder reads and writes its keyspace, and nothing else."""
     for permission in ("SELECT", "MODIFY"):
-        _execute(session, f"GRANT {permission} ON KEYSPACE {config.keyspace} TO {_literal(config.cassandra_username)}")
+        _execute(session, f"GRANT {permission} ON KEYSPACE {config.keyspace} TO {literal(config.cassandra_username)}")
     log.info("recorder role granted", extra={"role": config.cassandra_username, "keyspace": config.keyspace})
 
 
@@ -142,6 +134,10 @@ def _wait_until_refused(login: Config, timeout: float = 30.0) -> None:
 
 
 def _can_login(config: Config) -> bool:
+    return once_settled(lambda: _login_once(config))
+
+
+def _login_once(config: Config) -> bool:
     try:
         cluster, _ = connect(config)
     except NoHostAvailable as exc:

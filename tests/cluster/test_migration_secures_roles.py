@@ -10,10 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from cassandra import AuthenticationFailed, Unauthorized
+from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable
 
+from digits.cql import login_refused
 from scripts.cassandra import AuthConfig, CassandraCluster
 from tests.helpers import ROOT, free_loopback_hosts, free_port_block
 
@@ -69,7 +70,9 @@ def _login_refused(user: str, password: str) -> bool:
     try:
         cluster, _ = _session(user, password)
     except NoHostAvailable as exc:
-        return any(isinstance(e, AuthenticationFailed) for e in exc.errors.values())
+        if login_refused(exc):
+            return True
+        raise
     cluster.shutdown()
     return False
 
