@@ -65,6 +65,9 @@ class Config:
     image_retention_days: int = 30  # RECORDER_IMAGE_RETENTION_DAYS
     client_address_retention_days: int = 7  # RECORDER_CLIENT_ADDRESS_RETENTION_DAYS
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
+    # The dashboard's counters are added up in memory and written this often (see tally.py):
+    # one counter batch a second instead of one a record.
+    stats_flush_seconds: float = 1.0  # RECORDER_STATS_FLUSH_SECONDS
     # Calls handled at once; more get RESOURCE_EXHAUSTED (a 503 at the gateway) at once.
     max_concurrent_rpcs: int = 512  # RECORDER_MAX_CONCURRENT_RPCS; 0: no bound
     grace_seconds: float = 10.0  # RECORDER_GRACE_SECONDS
@@ -84,6 +87,8 @@ class Config:
             raise ConfigError(
                 "RECORDER_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)"
             )
+        if not 0.05 <= config.stats_flush_seconds <= 60:
+            raise ConfigError("RECORDER_STATS_FLUSH_SECONDS must be 0.05 to 60")
         for name in ("write_consistency", "read_consistency"):
             if getattr(config, name).upper() not in _CONSISTENCY_LEVELS:
                 raise ConfigError(f"RECORDER_{name.upper()}={getattr(config, name)!r}: not a consistency level")

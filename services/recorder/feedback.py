@@ -1,7 +1,7 @@
 """The RPCs people's feedback and the dashboard use: LabelRecognition, CountUploadOutcomes and
 GetStats (a mixin of ``server.RecorderServicer``, which has the access checks they share).
 
-Counting a stored record happens in the background after its answer: the dashboard never adds a
+Counting a stored record happens in the background after its answer (tally.py): the dashboard never adds a
 round trip to an upload, and a failed increment costs only a count (logged and measured).
 """
 
@@ -20,28 +20,29 @@ from services.recorder import failures, stats
 from services.recorder.corrections import invalid_label
 from services.recorder.metrics import ERRORS
 from services.recorder.records import Record, timestamp, to_proto, utc
+from services.recorder.tally import Tally
 
 log = logging.getLogger(__name__)
 
-# Counting tasks in flight; past this a count is dropped (Cassandra is not keeping up anyway).
-_MAX_PENDING = 256
 # Record ids counted lately on this replica: a retried Record whose first answer was lost.
 _RECENT = 4096
 
 
 class FeedbackRPCs:
-    """Needs the servicer's ``_require_store``, ``_principal``, ``_deny``, ``_read``, ``_fail``,
-    ``_deadline`` and ``_cassandra_failed``."""
+    """Needs the servicer's ``_config``, ``_store``, ``_require_store``, ``_principal``,
+    ``_deny``, ``_read``, ``_fail``, ``_deadline`` and ``_cassandra_failed``."""
 
-    _pending: set[asyncio.Task[None]]
+    _tally: Tally
+    _flusher: asyncio.Task[None] | None
     _counted: collections.OrderedDict[str, None]
 
-    def _init_feedback(self) -> None:
-        self._pending = set()
+    def _init_feedback(self, flush_seconds: float) -> None:
+        self._tally = Tally(self._write_counts, flush_seconds)
+        self._flusher = None
         self._counted = collections.OrderedDict()
 
     def count_record(self, record: Record, replayed: bool) -> None:
-        """Add a stored record to the statistics, in the background, once (see stats.py)."""
+        """Add a stored record to the statistics (written in the background, see tally.py), once."""
         key = str(record.id)
         if replayed or key in self._counted:
             return
@@ -51,27 +52,23 @@ class FeedbackRPCs:
         self._count(stats.record_increments(record), record.received_at)
 
     def _count(self, increments: stats.Increments, moment: datetime) -> None:
-        if self._store is None or not increments:  # type: ignore[attr-defined]
-            return
-        if len(self._pending) >= _MAX_PENDING:
-            ERRORS.labels("count", "dropped").inc()
-            return
-        task = asyncio.create_task(self._increment(increments, moment))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._tally.add(increments, moment)
+        if self._flusher is None:  # the first count starts the writer, inside the server's event loop
+            self._flusher = asyncio.create_task(self._tally.run())
 
     async def finish_counting(self, seconds: float = 2.0) -> None:
-        """On shutdown: let the counts in flight land (briefly) before the session closes."""
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=seconds)
-
-    async def _increment(self, increments: stats.Increments, moment: datetime) -> None:
-        deadline = time.monotonic() + self._config.request_timeout_seconds  # type: ignore[attr-defined]
+        """On shutdown: write what is left of the tally (briefly) before the session closes."""
+        if self._flusher is not None:
+            self._flusher.cancel()
         try:
-            await self._store.count(increments, moment, deadline)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001  (a count is best-effort: never the caller's failure)
-            ERRORS.labels("count", failures.kind(exc)).inc()
-            log.warning("could not count", extra={"error": str(exc), "increments": len(increments)})
+            await asyncio.wait_for(self._tally.flush(), seconds)
+        except TimeoutError:
+            log.warning("counts not written at shutdown", extra={"counters": self._tally.pending})
+
+    async def _write_counts(self, increments: stats.Increments, moment: datetime) -> None:
+        store = self._store  # type: ignore[attr-defined]
+        assert store is not None  # counts follow a record or a label, which needed the store
+        await store.count(increments, moment, time.monotonic() + self._config.request_timeout_seconds)  # type: ignore[attr-defined]
 
     async def LabelRecognition(self, request, context):  # type: ignore[no-untyped-def]
         record = await self._read(context, "label", request.id, include_image=False)  # type: ignore[attr-defined]

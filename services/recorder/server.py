@@ -54,7 +54,7 @@ _FORBIDDEN = (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._init_feedback()
+        self._init_feedback(config.stats_flush_seconds)
         self._token_key = config.page_token_key.encode() or secrets.token_bytes(32)
         if not config.page_token_key:
             log.warning("RECORDER_PAGE_TOKEN_KEY is not set: page tokens only work with this process")

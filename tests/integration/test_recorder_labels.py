@@ -20,13 +20,15 @@ from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
 from tests.recording import record_request
 
 KEYSPACE = "digits_labels"
+# Counts are written in the background this often (tally.py): short here, so tests wait little.
+FLUSH_SECONDS = 0.1
 
 
 @pytest.fixture(scope="module")
 def channel(cassandra):
     config = Config(
         host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,), keyspace=KEYSPACE,
-        replication_factor=1, admin_token=TEST_ADMIN_TOKEN,
+        replication_factor=1, admin_token=TEST_ADMIN_TOKEN, stats_flush_seconds=FLUSH_SECONDS,
     )  # fmt: skip
     running = ServiceThread(build(config)).start()
     running.wait_ready()
@@ -123,7 +125,11 @@ def test_deleting_a_record_deletes_its_correction(admin, cql):
           grpc.StatusCode.NOT_FOUND, "RECOGNITION_NOT_FOUND")  # fmt: skip
 
 
-def totals(stub, days: int = 1) -> dict[tuple[str, str], int]:  # type: ignore[no-untyped-def]
+def totals(stub, days: int = 1, settle: bool = False) -> dict[tuple[str, str], int]:  # type: ignore[no-untyped-def]
+    """The counters of the last ``days``; ``settle`` first lets counts still in the tally land
+    (an earlier test's, which would otherwise land in the middle of this one)."""
+    if settle:
+        time.sleep(5 * FLUSH_SECONDS)
     out: dict[tuple[str, str], int] = {}
     for count in stub.GetStats(recorder_pb2.GetStatsRequest(days=days), timeout=10).counts:
         out[count.metric, count.key] = out.get((count.metric, count.key), 0) + count.value
@@ -142,7 +148,7 @@ def eventually(stub, check, seconds: float = 10.0) -> dict[tuple[str, str], int]
 
 def test_records_are_counted_once_each_by_model_digit_and_confidence(admin):
     version = secrets.token_hex(6)  # only this test's records carry it
-    before = totals(admin)
+    before = totals(admin, settle=True)
     for digit, confidence in ((3, 0.95), (3, 0.55), (8, 0.99)):
         admin.Record(record_request(digit=digit, confidence=confidence, model_version=version), timeout=10)
     # A replay of an Idempotency-Key stores nothing new, and counts nothing new.
@@ -165,7 +171,7 @@ def test_records_are_counted_once_each_by_model_digit_and_confidence(admin):
 
 
 def test_a_number_counts_each_of_its_digits(admin):
-    before = totals(admin)
+    before = totals(admin, settle=True)
     readings = [recognizer_pb2.DigitReading(digit=d, confidence=0.9) for d in (4, 2)]
     admin.Record(record_request(digit=4, number="42", digits=readings), timeout=10)
     after = eventually(admin, lambda t: t.get(("digit", "2"), 0) > before.get(("digit", "2"), 0))
@@ -175,7 +181,7 @@ def test_a_number_counts_each_of_its_digits(admin):
 
 def test_labels_and_corrections_are_counted_at_the_first_label_only(admin):
     right, wrong = (admin.Record(record_request(digit=7), timeout=10) for _ in range(2))
-    before = totals(admin)
+    before = totals(admin, settle=True)
     label(admin, right.id, "7")  # the model was right: a label, not a correction
     label(admin, wrong.id, "1")
     label(admin, wrong.id, "2")  # a relabel: neither
@@ -188,7 +194,7 @@ def test_labels_and_corrections_are_counted_at_the_first_label_only(admin):
 
 def test_upload_outcomes_are_counted_from_a_fixed_list(channel, admin):
     anonymous = recorder_pb2_grpc.RecorderStub(channel)
-    before = totals(admin)
+    before = totals(admin, settle=True)
     anonymous.CountUploadOutcomes(recorder_pb2.CountUploadOutcomesRequest(counts={"not-a-digit": 3, "no-digit-found": 1}), timeout=10)
     after = totals(admin)
     assert after[("outcome", "not-a-digit")] - before.get(("outcome", "not-a-digit"), 0) == 3
