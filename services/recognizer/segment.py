@@ -160,7 +160,9 @@ def _marks(ink: np.ndarray, mask: np.ndarray) -> list[_Mark]:
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         raise ImageError("NO_DIGIT_FOUND", "no digit found: no stroke is large enough")
-    sizes = ndimage.sum_labels(mask, labels, np.arange(1, count + 1))
+    # Pixels per mark: a bincount is ~5× cheaper than ndimage.sum_labels, and equal (the mask
+    # is 1 exactly where a label is).
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
     marks = [
         _Mark(s[0].start, s[0].stop, s[1].start, s[1].stop, {i + 1}, float(sizes[i]))
         for i, s in enumerate(ndimage.find_objects(labels))
