@@ -75,6 +75,7 @@ class Batcher(Generic[In, Out]):
         self._has_items = asyncio.Event()
         self._run_now = asyncio.Event()
         self._closing = False
+        self._running = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
         self._collector = asyncio.get_running_loop().create_task(self._collect())
 
@@ -87,6 +88,11 @@ class Batcher(Generic[In, Out]):
         self._pending.append(item)
         self._signal()
         return await item.future
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no model call running."""
+        return not self._pending and not self._running
 
     async def close(self) -> None:
         """Stop taking items; run everything already queued (without waiting to fill); stop the thread."""
@@ -139,6 +145,7 @@ class Batcher(Generic[In, Out]):
             now = time.perf_counter()
             self._observe(len(batch), [now - item.enqueued for item in batch])
         values = [item.value for item in batch]
+        self._running = True
         try:
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(self._executor, self._run_batch, values)
@@ -150,6 +157,8 @@ class Batcher(Generic[In, Out]):
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
+        finally:
+            self._running = False
         for item, output in zip(batch, outputs):
             if not item.future.done():
                 item.future.set_result(output)

@@ -204,7 +204,10 @@ def _background(gray: np.ndarray) -> np.ndarray:
         coefficients = _least_squares(terms[paper], values[paper])
         fitted = terms @ coefficients
         spread = 1.4826 * float(np.median(np.abs(values[paper] - fitted[paper])))
-        paper = values - fitted <= 2.5 * spread + 0.02
+        refined = values - fitted <= 2.5 * spread + 0.02
+        if np.array_equal(refined, paper):  # converged: another round would fit the same cells
+            break
+        paper = refined
     if float(np.ptp(fitted)) < FLAT_PAPER:  # evenly lit: a constant, without a full-size surface
         return np.float32(fitted.mean())  # type: ignore[return-value]  # broadcasts like the array
     surface = Image.fromarray(fitted.reshape(grid.shape).astype(np.float32))

@@ -10,13 +10,16 @@ model calls with each other and with concurrent ``Recognize`` calls.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import struct
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+from PIL import Image
 from prometheus_client import Counter, Gauge, Histogram
 
 from digits import errors
@@ -49,6 +52,11 @@ QUEUE_SECONDS = Histogram(
 )  # fmt: skip
 PREPROCESS_SECONDS = Histogram(
     "digits_recognizer_preprocess_seconds", "Time to decode and normalise one image.", buckets=_FINE_BUCKETS
+)
+DECODED = Counter(
+    "digits_recognizer_decoded_images_total",
+    "Images decoded, by where: inline (a lone small image on an idle server) or on the worker threads.",
+    ["where"],
 )
 REJECTED = Counter("digits_recognizer_rejected_images_total", "Uploads refused, by reason.", ["reason"])
 MODEL_INFO = Gauge("digits_recognizer_model_info", "The loaded model (value 1).", ["version"])
@@ -137,9 +145,27 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 fields.append(PreprocessingFailed("PREPROCESSING_FAILED", "the image could not be processed (a server error)"))
         return fields
 
+    def _small(self, data: bytes) -> bool:
+        """Cheap enough to decode on the event loop: few bytes and, by its header (read without
+        decompressing anything), no more pixels than a working copy has."""
+        if len(data) > self._config.inline_max_bytes:
+            return False
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except (OSError, ValueError, SyntaxError, struct.error):
+            return True  # not an image, or a broken one: refused in a moment, wherever
+        return width * height <= preprocess.WORKING_SIDE**2
+
     async def _groups(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:
         """The digits of each image, or why there are none, decoded on the worker threads:
-        one hand-off per thread, not per image (each costs a thread switch and the GIL)."""
+        one hand-off per thread, not per image (each costs a thread switch and the GIL); or, for
+        a lone small image on an idle server, right here (see Config.inline_max_bytes)."""
+        idle = self._decoding == 0 and self._batcher is not None and self._batcher.idle
+        if idle and len(images) == 1 and self._small(images[0]):
+            DECODED.labels("inline").inc()
+            return self._groups_of(images)
+        DECODED.labels("threads").inc(len(images))
         loop = asyncio.get_running_loop()
         groups = self._config.worker_threads
         parts = [images[i::groups] for i in range(min(groups, len(images)))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from digits import errors
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 
@@ -171,6 +173,30 @@ def batches_for_concurrent_calls(channel, calls: int) -> tuple[float, float]:
         metric("digits_recognizer_batch_size_count", model_version=version) - count,
         metric("digits_recognizer_batch_size_sum", model_version=version) - total,
     )
+
+
+def test_a_lone_small_image_on_an_idle_server_is_decoded_inline_and_the_rest_on_threads(recognizer):
+    seven = (DATA / "seven.png").read_bytes()
+    decoded = lambda: (metric("digits_recognizer_decoded_images_total", where="inline"),  # noqa: E731
+                       metric("digits_recognizer_decoded_images_total", where="threads"))  # fmt: skip
+    before = decoded()
+    assert recognize(recognizer, seven).digit == 7
+    assert decoded() == (before[0] + 1, before[1])
+    stub = recognizer_pb2_grpc.RecognizerStub(recognizer)
+    reply = stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=[seven, seven]))
+    assert [r.recognition.digit for r in reply.results] == [7, 7]
+    assert decoded() == (before[0] + 1, before[1] + 2)
+    # Past RECOGNIZER_INLINE_MAX_BYTES (64 KiB), or past 512×512 pixels however few its bytes
+    # (a plain background compresses to nothing): never decoded on the event loop.
+    seven_image = Image.open(DATA / "seven.png").convert("L")
+    sheet = Image.new("L", (1200, 1200), int(seven_image.getpixel((0, 0))))
+    sheet.paste(seven_image.resize((600, 600)), (300, 300))
+    for image, level in ((seven_image.resize((600, 600)), 0), (sheet, 9)):
+        encoded = io.BytesIO()
+        image.save(encoded, "PNG", compress_level=level)
+        assert (len(encoded.getvalue()) > 64 * 1024) == (level == 0)
+        assert recognize(recognizer, encoded.getvalue()).digit == 7
+    assert decoded() == (before[0] + 1, before[1] + 4)
 
 
 def test_concurrent_calls_share_model_calls_when_batching_is_on():
