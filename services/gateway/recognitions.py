@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 import time
 import uuid
 from datetime import datetime, timezone
@@ -20,9 +19,9 @@ from services.gateway.http_metrics import UPLOAD_PARSE_SECONDS
 from services.gateway.images import SAFE_HEADERS, sniff_image_type
 from services.gateway.models import Recognition, RecognitionPage
 from services.gateway.problems import Problem
+from services.gateway.request_id import annotate
 from services.gateway.requests import MAX_USER, idempotency_key, list_request, read_upload, timestamp
 
-log = logging.getLogger(__name__)
 
 _UPLOAD_SCHEMA = {
     "parameters": [
@@ -130,15 +129,7 @@ def router(config: Config) -> APIRouter:
             # The same Idempotency-Key, user and image as an earlier upload: its record.
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-        log.info(
-            "recognised",
-            extra={
-                "id": stored.id,
-                "digit": stored.digit,
-                "user": stored.user,
-                "replayed": response.status_code == 200,
-            },
-        )  # noqa: E501
+        annotate(request, id=stored.id, digit=stored.digit, number=stored.number, replayed=response.status_code == 200)
         recognition = Recognition.from_proto(stored)
         if fields:
             for digit, png in zip(recognition.digits, seen):
@@ -225,7 +216,7 @@ def router(config: Config) -> APIRouter:
             config.record_timeout_seconds,
             auth.credentials(request),
         )
-        log.info("deleted", extra={"id": str(recognition_id)})
+        annotate(request, id=str(recognition_id))
         return Response(status_code=204)
 
     return routes
