@@ -160,12 +160,18 @@ def _marks(ink: np.ndarray, mask: np.ndarray) -> list[_Mark]:
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         raise ImageError("NO_DIGIT_FOUND", "no digit found: no stroke is large enough")
-    # Pixels per mark: a bincount is ~5× cheaper than ndimage.sum_labels, and equal (the mask
-    # is 1 exactly where a label is).
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+    if count == 1:  # the usual upload, one connected digit: its box from the mask's projections
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        boxes = [(slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))]
+        sizes = np.array([float(np.count_nonzero(mask))])
+    else:
+        boxes = ndimage.find_objects(labels)
+        # Pixels per mark: a bincount is ~5× cheaper than ndimage.sum_labels, and equal (the
+        # mask is 1 exactly where a label is).
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
     marks = [
-        _Mark(s[0].start, s[0].stop, s[1].start, s[1].stop, {i + 1}, float(sizes[i]))
-        for i, s in enumerate(ndimage.find_objects(labels))
+        _Mark(int(s[0].start), int(s[0].stop), int(s[1].start), int(s[1].stop), {i + 1}, float(sizes[i]))
+        for i, s in enumerate(boxes)
     ]
     # Dust is dropped, unless everything is dust (a texture): then it all stays, and is read whole.
     large = [m for m in marks if m.weight >= preprocess.SPECK_FRACTION * sizes.sum()]
