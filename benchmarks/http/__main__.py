@@ -206,7 +206,7 @@ def write_report(settings: Settings, load_average: tuple[float, float, float], p
     text = "\n".join([
         header(settings, load_average),
         "",
-        "## Preprocessing: CPU per upload (`services.recognizer.preprocess.to_mnist`)",
+        "## Preprocessing: CPU per upload (`services.recognizer.segment.read`, what the recognizer runs per image)",
         "",
         preprocessing.table(pre),
         "",
