@@ -167,7 +167,8 @@ class Runner:
         self.settle()  # the request in flight when wrk stopped is counted; one in hundreds
         after = {name: stages.scrape(url) for name, url in urls.items()}
         d = {name: stages.delta(before[name], after[name]) for name in urls}
-        return stages.breakdown(point.result.mean_ms, d["gateway"], d["recognizer"], d["recorder"]), point
+        floors = {name: stages.grpc_floor_ms(address) for name, address in self.systems.grpc_addresses().items()}
+        return stages.breakdown(point.result.mean_ms, d["gateway"], d["recognizer"], d["recorder"], floors), point
 
     def overload_case(self) -> overload.OverloadResult:
         body, content_type = next(iter(self.bodies.values()))

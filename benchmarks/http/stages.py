@@ -6,15 +6,21 @@ handling, which contains preprocessing, queueing and inference) are shown with t
 remainders, so the rows of one level add up to their parent. gRPC overhead is the client's
 time for a call (the gateway's ``digits_gateway_backend_seconds``) minus the server's handling
 time; the gateway's upload-parse and backend histograms are used when the gateway exports them
-and skipped otherwise.
+and skipped otherwise. Part of that overhead is the floor of any gRPC call on the machine,
+measured apart (``grpc_floor_ms``: a health check's round trip to the same server).
 """
 
 from __future__ import annotations
 
+import asyncio
+import statistics
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 # A sample: (name, sorted label pairs) -> value.
@@ -88,8 +94,28 @@ def _is_2xx(status: str) -> bool:
     return status.startswith("2")
 
 
-def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, recorder: Samples) -> list[Stage]:
-    """The stages of ``POST /v1/recognitions`` at concurrency 1, from the three services' deltas."""
+def grpc_floor_ms(address: str, calls: int = 1000) -> float:
+    """Median round trip of a ``grpc.health.v1`` Check to ``address``, from a ``grpc.aio`` client
+    as the gateway's: what any call to that server costs before its own work."""
+
+    async def measure() -> float:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            times = []
+            for n in range(calls + calls // 10):  # the first tenth warms the channel up
+                start = time.perf_counter()
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                if n >= calls // 10:
+                    times.append(time.perf_counter() - start)
+            return 1000.0 * statistics.median(times)
+
+    return asyncio.run(measure())
+
+
+def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, recorder: Samples,
+              floors: dict[str, float] | None = None) -> list[Stage]:  # fmt: skip
+    """The stages of ``POST /v1/recognitions`` at concurrency 1, from the three services' deltas;
+    ``floors``: ``grpc_floor_ms`` of the recognizer and the recorder, if measured."""
     handler = mean_ms(gateway, "digits_gateway_request_seconds", route="/v1/recognitions", method="POST",
                       status=_is_2xx)  # fmt: skip
     parse_ = mean_ms(gateway, "digits_gateway_upload_parse_seconds")
@@ -140,9 +166,14 @@ def breakdown(client_mean_ms: float, gateway: Samples, recognizer: Samples, reco
         depth = 3 if client is not None else 2
         if client is not None:
             stages.append(Stage(f"{label} call, client side", client, 2, "digits_gateway_backend_seconds"))
-            stages.append(
-                Stage("gRPC overhead (client − server handling)", _minus(client, server), 3, "remainder")
-            )
+            overhead = _minus(client, server)
+            stages.append(Stage("gRPC overhead (client − server handling)", overhead, 3, "remainder"))
+            floor = (floors or {}).get(label)
+            if floor is not None:
+                stages.append(Stage("a bare gRPC round trip to it (health Check, median)", floor, 4,
+                                    "grpc_floor_ms"))  # fmt: skip
+                stages.append(Stage("the rest (the message's bytes, interceptors, dispatch)",
+                                    _minus(overhead, floor), 4, "remainder"))  # fmt: skip
         stages.append(Stage(f"{label} handling, server side ({method.rsplit('/', 1)[1]})", server, depth,
                             "digits_grpc_server_handling_seconds"))  # fmt: skip
         stages += [Stage(s.name, s.mean_ms, depth + 1, s.source) for s in rows]

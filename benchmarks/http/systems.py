@@ -48,6 +48,10 @@ class Systems:
             "recorder": f"http://{c.bind}:{c.recorder_metrics_port}/metrics",
         }
 
+    def grpc_addresses(self) -> dict[str, str]:
+        c = self.stack.config
+        return {"recognizer": f"{c.bind}:{c.recognizer_port}", "recorder": f"{c.bind}:{c.recorder_port}"}
+
     def roots(self) -> dict[str, int]:
         """The root pid of each process tree: the three services, Cassandra and the seed."""
         found = {

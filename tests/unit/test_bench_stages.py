@@ -1,6 +1,10 @@
 """make bench: the per-stage arithmetic over scraped Prometheus histograms (benchmarks/http/stages.py)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 
 from benchmarks.http import stages
 
@@ -88,6 +92,22 @@ def test_breakdown_rows_of_one_level_add_up_to_their_parent() -> None:
     assert rows["rest of the handler (threads, serialisation)"] == pytest.approx(2.5 - 1.0 - 0.25 - 1.0)
     assert rows["rest of the handler"] == pytest.approx(1.0)
     assert "inference (one model call, 1.0 images)" in rows
+    assert not any(s.name.startswith("a bare gRPC round trip") for s in result)  # floors not measured
+
+
+def test_the_grpc_floor_splits_each_overhead_in_two() -> None:
+    gateway = _samples(**{
+        "digits_gateway_request_seconds__route=/v1/recognitions__method=POST__status=201": 10.0,
+        "digits_gateway_backend_seconds__dependency=recognizer__method=Recognize": 3.0,
+        "digits_gateway_backend_seconds__dependency=recorder__method=Record": 4.0,
+    })  # fmt: skip
+    recognizer = _samples(**{"digits_grpc_server_handling_seconds__method=/digits.v1.Recognizer/Recognize__code=OK": 2.0})
+    recorder = _samples(**{"digits_grpc_server_handling_seconds__method=/digits.v1.Recorder/Record__code=OK": 2.5})
+    result = stages.breakdown(10.5, gateway, recognizer, recorder, {"recognizer": 0.6, "recorder": 0.7})
+    floors = [s.mean_ms for s in result if s.name.startswith("a bare gRPC round trip")]
+    rests = [s.mean_ms for s in result if s.name.startswith("the rest (the message")]
+    assert floors == [pytest.approx(0.6), pytest.approx(0.7)]
+    assert rests == [pytest.approx(1.0 - 0.6), pytest.approx(1.5 - 0.7)]
 
 
 def test_breakdown_without_the_gateways_backend_histograms_says_so() -> None:
@@ -97,3 +117,15 @@ def test_breakdown_without_the_gateways_backend_histograms_says_so() -> None:
     names = [s.name for s in stages.breakdown(11.0, gateway, {}, {})]
     assert "rest of the gateway, gRPC overhead included (no backend histogram)" in names
     assert not any("client side" in n for n in names)
+
+
+def test_grpc_floor_is_measured_against_a_real_server() -> None:
+    # A real gRPC server on loopback with the standard health service (no fake).
+    server = grpc.server(ThreadPoolExecutor(2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        assert 0.0 < stages.grpc_floor_ms(f"127.0.0.1:{port}", calls=50) < 1000.0
+    finally:
+        server.stop(0)
