@@ -8,7 +8,9 @@ import io
 import random
 import secrets
 import socket
+import struct
 import threading
+import zlib
 from pathlib import Path
 
 import grpc
@@ -146,3 +148,15 @@ class ServiceThread:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
         assert not self._thread.is_alive(), "the service did not stop"
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny, valid PNG declaring a huge grey image of zeros: a decompression bomb (the header
+    does the damage; the body is the start of the rows)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 100_000, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import struct
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -151,10 +151,12 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         if len(data) > self._config.inline_max_bytes:
             return False
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-        except (OSError, ValueError, SyntaxError, struct.error):
-            return True  # not an image, or a broken one: refused in a moment, wherever
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a decompression-bomb warning is an answer too
+                with Image.open(io.BytesIO(data)) as image:
+                    width, height = image.size
+        except Exception:  # noqa: BLE001  (not an image, a bomb, ...: the decoding proper says which)
+            return False
         return width * height <= preprocess.WORKING_SIDE**2
 
     async def _groups(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:

@@ -50,10 +50,12 @@ class Tally:
         return sum(len(counts) for counts in self._hours.values())
 
     async def run(self) -> None:
-        """Write the tally every interval, until cancelled."""
+        """Write the tally every interval, until cancelled. Cancelled while writing, the write
+        still finishes (a cancelled counter write may or may not have landed: a count lost or
+        kept at random), and a ``flush`` after it waits for it."""
         while True:
             await asyncio.sleep(self._every)
-            await self.flush()
+            await asyncio.shield(self.flush())
 
     async def flush(self) -> None:
         """Write everything added so far; what is added meanwhile waits for the next flush."""

@@ -12,14 +12,13 @@ import io
 import socket
 import struct
 import time
-import zlib
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import DATA
+from tests.helpers import DATA, png_bomb
 
 SEVEN = (DATA / "seven.png").read_bytes()
 
@@ -28,16 +27,6 @@ def _encoded(fmt: str) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(7).integers(0, 256, (48, 48), dtype=np.uint8), "L").convert("RGB").save(buffer, fmt)  # noqa: E501
     return buffer.getvalue()
-
-
-def _png_bomb(width: int, height: int) -> bytes:
-    """A valid PNG header declaring width × height, with a tiny compressed body."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    data = zlib.compress(b"\0" * 10_000, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def _uploads() -> Iterator[tuple[str, bytes, str]]:
@@ -49,9 +38,9 @@ def _uploads() -> Iterator[tuple[str, bytes, str]]:
         garbled = bytearray(whole)
         garbled[len(garbled) // 3 : len(garbled) // 3 + 64] = b"\xff" * 64
         yield f"garbled-{fmt.lower()}", bytes(garbled), f"image/{fmt.lower()}"
-    yield "png-bomb-50k-square", _png_bomb(50_000, 50_000), "image/png"
-    yield "png-one-by-huge", _png_bomb(1, 2**31 - 1), "image/png"
-    yield "png-zero-size", _png_bomb(0, 0), "image/png"
+    yield "png-bomb-50k-square", png_bomb(50_000, 50_000), "image/png"
+    yield "png-one-by-huge", png_bomb(1, 2**31 - 1), "image/png"
+    yield "png-zero-size", png_bomb(0, 0), "image/png"
     yield "gif-65535-square", b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00" + b"\x3b", "image/gif"
     yield "polyglot-gif-html", b"GIF89a/*<script>alert(1)</script>*/=1;", "image/gif"
     yield "svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "image/svg+xml"

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 from services.recognizer.config import DEFAULT_MODEL_DIR, Config
 from services.recognizer.server import build
-from tests.helpers import DATA, ServiceThread, encode, mnist_test
+from tests.helpers import DATA, ServiceThread, encode, mnist_test, png_bomb
 
 MAX_IMAGES_PER_CALL = 16
 
@@ -87,8 +87,12 @@ def test_mnist_test_digits_are_recognised(recognizer):
         (b"just some text", "NOT_AN_IMAGE"),
         (encode(np.full((64, 64), 255, dtype=np.uint8)), "NO_DIGIT_FOUND"),
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000, "IMAGE_TOO_LARGE"),
+        # A few bytes declaring billions of pixels: small enough to be read on the event loop,
+        # so the size check must answer before that path decodes anything.
+        (png_bomb(50_000, 50_000), "IMAGE_TOO_LARGE"),
+        (png_bomb(12_000, 12_000), "IMAGE_TOO_LARGE"),
     ],
-    ids=["empty", "text", "blank", "over-limit"],
+    ids=["empty", "text", "blank", "over-limit", "bomb-past-pil-limit", "bomb-past-our-limit"],
 )
 def test_bad_images_are_invalid_argument_and_the_service_keeps_serving(recognizer, data, reason):
     with pytest.raises(grpc.RpcError) as caught:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from PIL import Image
 
 from services.recognizer import preprocess
 from services.recognizer.preprocess import ImageError, Limits
-from tests.helpers import DATA, encode, mnist_test
+from tests.helpers import DATA, encode, mnist_test, png_bomb
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +197,6 @@ def test_palette_image_with_a_transparent_background_is_flattened(digits):
 def test_sample_image_in_the_readme_is_a_seven():
     field = preprocess.to_mnist((DATA / "seven.png").read_bytes())
     assert field.max() == pytest.approx(1.0)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A tiny PNG declaring a huge grey image of zeros: a decompression bomb."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 1_000_000, 9)  # the start of the rows; the header does the damage
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(

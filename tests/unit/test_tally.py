@@ -82,3 +82,25 @@ def test_run_writes_every_interval_in_the_background() -> None:
         return writes
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_stop_during_a_write_lets_the_write_finish_and_then_writes_the_rest() -> None:
+    async def scenario() -> list[Increments]:
+        written: list[Increments] = []
+        writing = asyncio.Event()
+
+        async def write(increments: Increments, hour: datetime) -> None:
+            writing.set()
+            await asyncio.sleep(0.05)  # a counter batch on its way to Cassandra
+            written.append(increments)
+
+        tally = Tally(write, every=0.01)
+        runner = asyncio.create_task(tally.run())
+        tally.add({("recognitions", ""): 1}, T0)
+        await writing.wait()
+        tally.add({("recognitions", ""): 2}, T0)  # arrives while the first write is in flight
+        runner.cancel()  # the service stops: finish_counting cancels the writer, then flushes
+        await tally.flush()
+        return written
+
+    assert asyncio.run(scenario()) == [{("recognitions", ""): 1}, {("recognitions", ""): 2}]
