@@ -22,7 +22,7 @@ def main() -> None:
         host=config.host,
         port=config.port,
         log_config=None,  # keep our JSON log handler
-        access_log=False,  # one line per request comes from request_id.py, with its id and duration
+        access_log=False,  # one line per request comes from request_log.py, with its id and duration
         proxy_headers=True,
         forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=int(config.grace_seconds),

@@ -16,10 +16,9 @@ from services.gateway import labels, problems, recognitions, stats, tokens
 from services.gateway.backends import Backends
 from services.gateway.coalescing import Coalescer
 from services.gateway.config import Config
-from services.gateway.http_metrics import HttpMetrics
 from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
 from services.gateway.outcomes import UploadOutcomes
-from services.gateway.request_id import RequestId
+from services.gateway.request_log import RequestLog
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Third-party assets, vendored from npm (static/vendor/README.md); their paths carry the version.
@@ -83,9 +82,9 @@ def create_app(config: Config) -> FastAPI:
     # Outside the limits, so that their refusals (413, 503) are counted for the dashboard too.
     app.add_middleware(UploadOutcomes)
 
-    app.add_middleware(HttpMetrics)
-    # Outermost (added last): every response, even the body limit's 413, carries the id.
-    app.add_middleware(RequestId)
+    # Outermost (added last): every response, even the body limit's 413, carries the id, is
+    # logged and is timed.
+    app.add_middleware(RequestLog)
 
     app.include_router(recognitions.router(config))
     app.include_router(tokens.router(config))

@@ -125,7 +125,7 @@ def request_id_of(request: Request) -> str:
 
 def respond(request: Request, problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
     headers = dict(headers or {})
-    headers.setdefault("X-Request-ID", request_id_of(request))  # the 500 handler runs outside RequestId
+    headers.setdefault("X-Request-ID", request_id_of(request))  # the 500 handler runs outside RequestLog
     if problem.retry_after is not None:
         headers["Retry-After"] = str(problem.retry_after)
     if problem.status == 401:  # RFC 6750 §3: say how to authenticate

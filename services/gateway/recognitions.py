@@ -19,7 +19,7 @@ from services.gateway.http_metrics import UPLOAD_PARSE_SECONDS
 from services.gateway.images import SAFE_HEADERS, sniff_image_type
 from services.gateway.models import Recognition, RecognitionPage
 from services.gateway.problems import Problem
-from services.gateway.request_id import annotate
+from services.gateway.request_log import annotate
 from services.gateway.requests import MAX_USER, idempotency_key, list_request, read_upload, timestamp
 
 

@@ -100,7 +100,12 @@ def test_metrics_are_exposed_by_every_service(stack, http):
     upload(http)
     c = stack.config
     assert http.get("/metrics").status_code == 404  # never on the public API port
-    assert "digits_gateway_request_seconds" in httpx.get(f"http://{c.bind}:{c.gateway_metrics_port}/metrics").text
+    gateway = httpx.get(f"http://{c.bind}:{c.gateway_metrics_port}/metrics").text
+    # By the matched route (not the raw path, whose ids would make a series per record) and status.
+    assert 'digits_gateway_request_seconds_count{method="POST",route="/v1/recognitions",status="201"}' in gateway
+    http.get(f"/v1/recognitions/{uuid.uuid1()}")
+    gateway = httpx.get(f"http://{c.bind}:{c.gateway_metrics_port}/metrics").text
+    assert 'route="/v1/recognitions/{recognition_id}",status="404"' in gateway
     recognizer = httpx.get(f"http://{c.bind}:{c.recognizer_metrics_port}/metrics").text
     recorder = httpx.get(f"http://{c.bind}:{c.recorder_metrics_port}/metrics").text
     assert "digits_recognizer_inference_seconds_bucket" in recognizer

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from services.gateway.request_id import RequestId, annotate
+from services.gateway.request_log import RequestLog, annotate
 
 
 async def upload(request: Request) -> Response:
@@ -28,7 +28,7 @@ def lines(caplog) -> list[logging.LogRecord]:  # type: ignore[no-untyped-def]
 
 
 def test_each_request_logs_one_line_with_its_id_status_duration_and_the_handlers_fields(caplog) -> None:
-    app = RequestId(Starlette(routes=[Route("/v1/recognitions", upload, methods=["POST"])]))
+    app = RequestLog(Starlette(routes=[Route("/v1/recognitions", upload, methods=["POST"])]))
     with caplog.at_level(logging.INFO), TestClient(app) as client:
         mine = client.post("/v1/recognitions?token=secret", headers={"X-Request-ID": "client-42"})
         theirs = client.post("/v1/recognitions")
@@ -46,7 +46,7 @@ def test_each_request_logs_one_line_with_its_id_status_duration_and_the_handlers
 
 
 def test_a_request_that_fails_is_still_logged(caplog) -> None:
-    app = RequestId(Starlette(routes=[Route("/", broken)]))
+    app = RequestLog(Starlette(routes=[Route("/", broken)]))
     with caplog.at_level(logging.INFO), TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/").status_code == 500
     (line,) = lines(caplog)

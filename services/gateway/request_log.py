@@ -1,4 +1,4 @@
-"""A request id for every HTTP request, and one structured log line per request that carries it.
+"""Every HTTP request gets an id, a log line that carries it, and its time in a histogram.
 
 The id is the client's X-Request-ID if it is sane, else a new one. It is in
 ``request.state.request_id``, in the X-Request-ID response header, in every problem body and in
@@ -9,8 +9,14 @@ duration and id, plus what the handler adds with ``annotate`` (a record's id and
 upload costs one line, not one from uvicorn and one from the handler. No query string and no
 client address: both can carry what is private.
 
-Pure ASGI (no per-request task or body buffering), outermost, so that even a 413 from the
-body-size limit carries the id and is logged.
+The time goes to ``digits_gateway_request_seconds`` by route, method and status (see
+http_metrics.py). One middleware does all three because all three need the same two facts, the
+status and the time, and each ASGI layer costs every request a wrapper around ``send``.
+
+Pure ASGI (``@app.middleware("http")``, Starlette's BaseHTTPMiddleware, runs each request in a
+task of its own and wraps the response in a stream, which cost about as much as the rest of a
+``/healthz`` request), outermost of ours, so that even a 413 from the body-size limit carries the
+id, is logged and is timed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.gateway.http_metrics import HTTP_SECONDS
+
 log = logging.getLogger("services.gateway.requests")
 
 HEADER = b"x-request-id"
@@ -36,7 +44,7 @@ def annotate(request: Request, **fields: Any) -> None:
     request.scope["state"].setdefault(_FIELDS, {}).update(fields)
 
 
-class RequestId:
+class RequestLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -49,7 +57,7 @@ class RequestId:
         request_id = given.decode() if _SANE.match(given) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        status = 0
+        status = 500  # unless a response starts: an exception escaped to the 500 handler, outside us
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -64,7 +72,10 @@ class RequestId:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # status 0: no response was started (the client went away, or a bug: logged apart).
+            seconds = time.perf_counter() - started
+            # The router records the matched route in the scope it was given.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_SECONDS.labels(route, scope["method"], str(status)).observe(seconds)
             log.info(
                 "request",
                 extra={
@@ -72,7 +83,7 @@ class RequestId:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                     **state.get(_FIELDS, {}),
                 },
             )
