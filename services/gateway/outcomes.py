@@ -3,25 +3,24 @@ for the dashboard, in the recorder's counters.
 
 Refusals happen here and in the recognizer, and nothing is recorded for them; so this ASGI
 middleware reads the problem type of every failed ``POST /v1/recognitions`` (a problem body is
-small: at most ``_MAX_BODY`` bytes are looked at) and adds it to a tally in memory. A background
-task sends the tally to the recorder (``CountUploadOutcomes``) every ``FLUSH_SECONDS``, as one
-small call whatever the rate: an upload's answer never waits for it, a flood of bad uploads
-costs one call a period, and the keys are the fixed problem types. Best-effort: a failed report
-is dropped, not retried (counter increments are not idempotent), and what a process had not yet
-sent when it stops is lost.
+small: at most ``_MAX_BODY`` bytes are looked at) and adds it to a tally in memory
+(digits/tally.py). The tally is sent to the recorder (``CountUploadOutcomes``) every
+``FLUSH_SECONDS``, as one small call whatever the rate: an upload's answer never waits for it, a
+flood of bad uploads costs one call a period, and the keys are the fixed problem types.
+Best-effort: a failed report is dropped, not retried (counter increments are not idempotent),
+and what a process had not yet sent when it stops is lost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections import Counter
 from typing import Any
 
 from prometheus_client import Counter as Metric
 
 from digits.outcomes import UPLOAD_OUTCOMES
+from digits.tally import Counts, Tally
 from digits.v1 import recorder_pb2
 from services.gateway import problems
 
@@ -38,39 +37,23 @@ REPORTS = Metric(
 )
 
 
-class Tally:
-    """Problem type -> uploads answered with it since the last report."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, slug: str, app: Any) -> None:
-        self.counts[slug] += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._report(app))
-
-    async def _report(self, app: Any) -> None:
-        """Sends what was counted every FLUSH_SECONDS until a period counts nothing."""
-        while self.counts:
-            await asyncio.sleep(FLUSH_SECONDS)
-            counts, self.counts = dict(self.counts), Counter()
-            try:
-                await app.state.backends.recorder.CountUploadOutcomes(
-                    recorder_pb2.CountUploadOutcomesRequest(counts=counts), timeout=FLUSH_SECONDS
-                )
-                REPORTS.labels("ok").inc()
-            except Exception as exc:  # noqa: BLE001  (best-effort: the dashboard loses a few counts)
-                REPORTS.labels("failed").inc()
-                log.warning("could not report upload outcomes", extra={"error": str(exc), "counts": counts})
-
-
 class UploadOutcomes:
     """ASGI middleware: tallies the problem type of each failed upload."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.tally = Tally()
+        self.tally: Tally[None] = Tally(self._report, FLUSH_SECONDS)
+        self._gateway: Any = None  # the application, whose recorder client sends the reports
+
+    async def _report(self, _: None, counts: Counts) -> None:
+        try:
+            await self._gateway.state.backends.recorder.CountUploadOutcomes(
+                recorder_pb2.CountUploadOutcomesRequest(counts=counts), timeout=FLUSH_SECONDS
+            )
+            REPORTS.labels("ok").inc()
+        except Exception as exc:  # noqa: BLE001  (best-effort: the dashboard loses a few counts)
+            REPORTS.labels("failed").inc()
+            log.warning("could not report upload outcomes", extra={"error": str(exc), "counts": counts})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != _PATH:
@@ -98,4 +81,5 @@ class UploadOutcomes:
         slug = kind.removeprefix(problems.TYPE_PREFIX) if isinstance(kind, str) else ""
         # Only upload refusals and failures: a bad token or query is not an upload's outcome.
         if slug in UPLOAD_OUTCOMES and "app" in scope:
-            self.tally.add(slug, scope["app"])
+            self._gateway = scope["app"]
+            self.tally.add({slug: 1}, None)

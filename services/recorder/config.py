@@ -65,7 +65,7 @@ class Config:
     image_retention_days: int = 30  # RECORDER_IMAGE_RETENTION_DAYS
     client_address_retention_days: int = 7  # RECORDER_CLIENT_ADDRESS_RETENTION_DAYS
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
-    # The dashboard's counters are added up in memory and written this often (see tally.py):
+    # The dashboard's counters are added up in memory and written this often (digits/tally.py):
     # one counter batch a second instead of one a record.
     stats_flush_seconds: float = 1.0  # RECORDER_STATS_FLUSH_SECONDS
     # Calls handled at once; more get RESOURCE_EXHAUSTED (a 503 at the gateway) at once.

@@ -1,13 +1,14 @@
 """The RPCs people's feedback and the dashboard use: LabelRecognition, CountUploadOutcomes and
 GetStats (a mixin of ``server.RecorderServicer``, which has the access checks they share).
 
-Counting a stored record happens in the background after its answer (tally.py): the dashboard never adds a
-round trip to an upload, and a failed increment costs only a count (logged and measured).
+Counting a stored record happens in the background after its answer: its increments are added to
+a tally (digits/tally.py) written once a period as one counter batch per UTC hour, so the
+dashboard never adds a round trip to an upload, nor a counter write to each record, and a failed
+write costs only counts (logged and measured).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import time
@@ -15,12 +16,13 @@ from datetime import datetime, timezone
 
 import grpc
 
+from digits.tally import Tally
 from digits.v1 import recorder_pb2
 from services.recorder import failures, stats
 from services.recorder.corrections import invalid_label
 from services.recorder.metrics import ERRORS
+from services.recorder.paging import hour_of
 from services.recorder.records import Record, timestamp, to_proto, utc
-from services.recorder.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,15 @@ class FeedbackRPCs:
     """Needs the servicer's ``_config``, ``_store``, ``_require_store``, ``_principal``,
     ``_deny``, ``_read``, ``_fail``, ``_deadline`` and ``_cassandra_failed``."""
 
-    _tally: Tally
-    _flusher: asyncio.Task[None] | None
+    _tally: Tally[datetime]
     _counted: collections.OrderedDict[str, None]
 
     def _init_feedback(self, flush_seconds: float) -> None:
         self._tally = Tally(self._write_counts, flush_seconds)
-        self._flusher = None
         self._counted = collections.OrderedDict()
 
     def count_record(self, record: Record, replayed: bool) -> None:
-        """Add a stored record to the statistics (written in the background, see tally.py), once."""
+        """Add a stored record to the statistics (written in the background), once."""
         key = str(record.id)
         if replayed or key in self._counted:
             return
@@ -52,23 +52,21 @@ class FeedbackRPCs:
         self._count(stats.record_increments(record), record.received_at)
 
     def _count(self, increments: stats.Increments, moment: datetime) -> None:
-        self._tally.add(increments, moment)
-        if self._flusher is None:  # the first count starts the writer, inside the server's event loop
-            self._flusher = asyncio.create_task(self._tally.run())
+        self._tally.add(increments, hour_of(moment))
 
     async def finish_counting(self, seconds: float = 2.0) -> None:
         """On shutdown: write what is left of the tally (briefly) before the session closes."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-        try:
-            await asyncio.wait_for(self._tally.flush(), seconds)
-        except TimeoutError:
-            log.warning("counts not written at shutdown", extra={"counters": self._tally.pending})
+        await self._tally.close(seconds)
 
-    async def _write_counts(self, increments: stats.Increments, moment: datetime) -> None:
+    async def _write_counts(self, hour: datetime, increments: stats.Increments) -> None:
         store = self._store  # type: ignore[attr-defined]
         assert store is not None  # counts follow a record or a label, which needed the store
-        await store.count(increments, moment, time.monotonic() + self._config.request_timeout_seconds)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + self._config.request_timeout_seconds  # type: ignore[attr-defined]
+        try:
+            await store.count(increments, hour, deadline)
+        except Exception as exc:  # noqa: BLE001  (best-effort: dropped, never retried, as it may have landed)
+            ERRORS.labels("count", failures.kind(exc)).inc()
+            log.warning("could not count", extra={"error": str(exc), "hour": hour.isoformat(), "counters": len(increments)})
 
     async def LabelRecognition(self, request, context):  # type: ignore[no-untyped-def]
         record = await self._read(context, "label", request.id, include_image=False)  # type: ignore[attr-defined]
