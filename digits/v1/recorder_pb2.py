@@ -27,7 +27,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64igits/v1/recorder.proto\x12\tdigits.v1\x1a\x1a\x64igits/v1/recognizer.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64igit\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12\x12\n\nimage_size\x18\n \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\r \x01(\t\x12\'\n\x06\x64igits\x18\x0e \x03(\x0b\x32\x17.digits.v1.DigitReading\x12\x1f\n\x05label\x18\x0f \x01(\x0b\x32\x10.digits.v1.Label\"W\n\x05Label\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x0e\n\x06number\x18\x02 \x01(\t\x12/\n\x0blabelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\rRecordRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x0brecognition\x18\x02 \x01(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x15GetRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinclude_image\x18\x02 \x01(\x08\"b\n\nTimeWindow\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x17ListRecognitionsRequest\x12\x0e\n\x04user\x18\x01 \x01(\tH\x00\x12\'\n\x06window\x18\x02 \x01(\x0b\x32\x15.digits.v1.TimeWindowH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x08\n\x06\x66ilter\"a\n\x18ListRecognitionsResponse\x12,\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"`\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"5\n\x17LabelRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"G\n\x18LabelRecognitionResponse\x12+\n\x0brecognition\x18\x01 \x01(\x0b\x32\x16.digits.v1.Recognition\"\x8e\x01\n\x1a\x43ountUploadOutcomesRequest\x12\x41\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x31.digits.v1.CountUploadOutcomesRequest.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1d\n\x1b\x43ountUploadOutcomesResponse\"\x1f\n\x0fGetStatsRequest\x12\x0c\n\x04\x64\x61ys\x18\x01 \x01(\x05\"\x8f\x01\n\x10GetStatsResponse\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x15.digits.v1.StatsCount\"b\n\nStatsCount\x12(\n\x04hour\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x03\x32\x89\x06\n\x08Recorder\x12:\n\x06Record\x12\x18.digits.v1.RecordRequest\x1a\x16.digits.v1.Recognition\x12J\n\x0eGetRecognition\x12 .digits.v1.GetRecognitionRequest\x1a\x16.digits.v1.Recognition\x12P\n\x11\x44\x65leteRecognition\x12#.digits.v1.DeleteRecognitionRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10ListRecognitions\x12\".digits.v1.ListRecognitionsRequest\x1a#.digits.v1.ListRecognitionsResponse\x12\x38\n\x08GetImage\x12\x1a.digits.v1.GetImageRequest\x1a\x10.digits.v1.Image\x12>\n\x0b\x43reateToken\x12\x1d.digits.v1.CreateTokenRequest\x1a\x10.digits.v1.Token\x12\x44\n\x0bRevokeToken\x12\x1d.digits.v1.RevokeTokenRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10LabelRecognition\x12\".digits.v1.LabelRecognitionRequest\x1a#.digits.v1.LabelRecognitionResponse\x12\x64\n\x13\x43ountUploadOutcomes\x12%.digits.v1.CountUploadOutcomesRequest\x1a&.digits.v1.CountUploadOutcomesResponse\x12\x43\n\x08GetStats\x12\x1a.digits.v1.GetStatsRequest\x1a\x1b.digits.v1.GetStatsResponseBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64igits/v1/recorder.proto\x12\tdigits.v1\x1a\x1a\x64igits/v1/recognizer.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x0bRecognition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x64igit\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x15\n\rprobabilities\x18\x04 \x03(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x10\n\x08\x66ilename\x18\t \x01(\t\x12\x12\n\nimage_size\x18\n \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\r \x01(\t\x12\'\n\x06\x64igits\x18\x0e \x03(\x0b\x32\x17.digits.v1.DigitReading\x12\x1f\n\x05label\x18\x0f \x01(\x0b\x32\x10.digits.v1.Label\"W\n\x05Label\x12\r\n\x05\x64igit\x18\x01 \x01(\x05\x12\x0e\n\x06number\x18\x02 \x01(\t\x12/\n\x0blabelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\rRecordRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x0brecognition\x18\x02 \x01(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"@\n\x12RecordBatchRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.digits.v1.RecordRequest\"D\n\x13RecordBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.digits.v1.RecordBatchResult\"\x87\x01\n\x11RecordBatchResult\x12-\n\x0brecognition\x18\x01 \x01(\x0b\x32\x16.digits.v1.RecognitionH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.digits.v1.RecordErrorH\x00\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x42\x08\n\x06result\".\n\x0bRecordError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\":\n\x15GetRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rinclude_image\x18\x02 \x01(\x08\"b\n\nTimeWindow\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x17ListRecognitionsRequest\x12\x0e\n\x04user\x18\x01 \x01(\tH\x00\x12\'\n\x06window\x18\x02 \x01(\x0b\x32\x15.digits.v1.TimeWindowH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x08\n\x06\x66ilter\"a\n\x18ListRecognitionsResponse\x12,\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x16.digits.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x18\x44\x65leteRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x12\x43reateTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"`\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x12RevokeTokenRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0fGetImageRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\"5\n\x17LabelRecognitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"G\n\x18LabelRecognitionResponse\x12+\n\x0brecognition\x18\x01 \x01(\x0b\x32\x16.digits.v1.Recognition\"\x8e\x01\n\x1a\x43ountUploadOutcomesRequest\x12\x41\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x31.digits.v1.CountUploadOutcomesRequest.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1d\n\x1b\x43ountUploadOutcomesResponse\"\x1f\n\x0fGetStatsRequest\x12\x0c\n\x04\x64\x61ys\x18\x01 \x01(\x05\"\x8f\x01\n\x10GetStatsResponse\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x06\x63ounts\x18\x03 \x03(\x0b\x32\x15.digits.v1.StatsCount\"b\n\nStatsCount\x12(\n\x04hour\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x03\x32\xd7\x06\n\x08Recorder\x12:\n\x06Record\x12\x18.digits.v1.RecordRequest\x1a\x16.digits.v1.Recognition\x12L\n\x0bRecordBatch\x12\x1d.digits.v1.RecordBatchRequest\x1a\x1e.digits.v1.RecordBatchResponse\x12J\n\x0eGetRecognition\x12 .digits.v1.GetRecognitionRequest\x1a\x16.digits.v1.Recognition\x12P\n\x11\x44\x65leteRecognition\x12#.digits.v1.DeleteRecognitionRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10ListRecognitions\x12\".digits.v1.ListRecognitionsRequest\x1a#.digits.v1.ListRecognitionsResponse\x12\x38\n\x08GetImage\x12\x1a.digits.v1.GetImageRequest\x1a\x10.digits.v1.Image\x12>\n\x0b\x43reateToken\x12\x1d.digits.v1.CreateTokenRequest\x1a\x10.digits.v1.Token\x12\x44\n\x0bRevokeToken\x12\x1d.digits.v1.RevokeTokenRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10LabelRecognition\x12\".digits.v1.LabelRecognitionRequest\x1a#.digits.v1.LabelRecognitionResponse\x12\x64\n\x13\x43ountUploadOutcomes\x12%.digits.v1.CountUploadOutcomesRequest\x1a&.digits.v1.CountUploadOutcomesResponse\x12\x43\n\x08GetStats\x12\x1a.digits.v1.GetStatsRequest\x1a\x1b.digits.v1.GetStatsResponseBE\n\rdev.digits.v1P\x01Z2github.com/digits/digits/gen/go/digits/v1;digitsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,42 +43,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LABEL']._serialized_end=577
   _globals['_RECORDREQUEST']._serialized_start=579
   _globals['_RECORDREQUEST']._serialized_end=684
-  _globals['_GETRECOGNITIONREQUEST']._serialized_start=686
-  _globals['_GETRECOGNITIONREQUEST']._serialized_end=744
-  _globals['_TIMEWINDOW']._serialized_start=746
-  _globals['_TIMEWINDOW']._serialized_end=844
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=847
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=978
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=980
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=1077
-  _globals['_DELETERECOGNITIONREQUEST']._serialized_start=1079
-  _globals['_DELETERECOGNITIONREQUEST']._serialized_end=1117
-  _globals['_CREATETOKENREQUEST']._serialized_start=1119
-  _globals['_CREATETOKENREQUEST']._serialized_end=1153
-  _globals['_TOKEN']._serialized_start=1155
-  _globals['_TOKEN']._serialized_end=1251
-  _globals['_REVOKETOKENREQUEST']._serialized_start=1253
-  _globals['_REVOKETOKENREQUEST']._serialized_end=1285
-  _globals['_GETIMAGEREQUEST']._serialized_start=1287
-  _globals['_GETIMAGEREQUEST']._serialized_end=1316
-  _globals['_IMAGE']._serialized_start=1318
-  _globals['_IMAGE']._serialized_end=1379
-  _globals['_LABELRECOGNITIONREQUEST']._serialized_start=1381
-  _globals['_LABELRECOGNITIONREQUEST']._serialized_end=1434
-  _globals['_LABELRECOGNITIONRESPONSE']._serialized_start=1436
-  _globals['_LABELRECOGNITIONRESPONSE']._serialized_end=1507
-  _globals['_COUNTUPLOADOUTCOMESREQUEST']._serialized_start=1510
-  _globals['_COUNTUPLOADOUTCOMESREQUEST']._serialized_end=1652
-  _globals['_COUNTUPLOADOUTCOMESREQUEST_COUNTSENTRY']._serialized_start=1607
-  _globals['_COUNTUPLOADOUTCOMESREQUEST_COUNTSENTRY']._serialized_end=1652
-  _globals['_COUNTUPLOADOUTCOMESRESPONSE']._serialized_start=1654
-  _globals['_COUNTUPLOADOUTCOMESRESPONSE']._serialized_end=1683
-  _globals['_GETSTATSREQUEST']._serialized_start=1685
-  _globals['_GETSTATSREQUEST']._serialized_end=1716
-  _globals['_GETSTATSRESPONSE']._serialized_start=1719
-  _globals['_GETSTATSRESPONSE']._serialized_end=1862
-  _globals['_STATSCOUNT']._serialized_start=1864
-  _globals['_STATSCOUNT']._serialized_end=1962
-  _globals['_RECORDER']._serialized_start=1965
-  _globals['_RECORDER']._serialized_end=2742
+  _globals['_RECORDBATCHREQUEST']._serialized_start=686
+  _globals['_RECORDBATCHREQUEST']._serialized_end=750
+  _globals['_RECORDBATCHRESPONSE']._serialized_start=752
+  _globals['_RECORDBATCHRESPONSE']._serialized_end=820
+  _globals['_RECORDBATCHRESULT']._serialized_start=823
+  _globals['_RECORDBATCHRESULT']._serialized_end=958
+  _globals['_RECORDERROR']._serialized_start=960
+  _globals['_RECORDERROR']._serialized_end=1006
+  _globals['_GETRECOGNITIONREQUEST']._serialized_start=1008
+  _globals['_GETRECOGNITIONREQUEST']._serialized_end=1066
+  _globals['_TIMEWINDOW']._serialized_start=1068
+  _globals['_TIMEWINDOW']._serialized_end=1166
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=1169
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=1300
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=1302
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=1399
+  _globals['_DELETERECOGNITIONREQUEST']._serialized_start=1401
+  _globals['_DELETERECOGNITIONREQUEST']._serialized_end=1439
+  _globals['_CREATETOKENREQUEST']._serialized_start=1441
+  _globals['_CREATETOKENREQUEST']._serialized_end=1475
+  _globals['_TOKEN']._serialized_start=1477
+  _globals['_TOKEN']._serialized_end=1573
+  _globals['_REVOKETOKENREQUEST']._serialized_start=1575
+  _globals['_REVOKETOKENREQUEST']._serialized_end=1607
+  _globals['_GETIMAGEREQUEST']._serialized_start=1609
+  _globals['_GETIMAGEREQUEST']._serialized_end=1638
+  _globals['_IMAGE']._serialized_start=1640
+  _globals['_IMAGE']._serialized_end=1701
+  _globals['_LABELRECOGNITIONREQUEST']._serialized_start=1703
+  _globals['_LABELRECOGNITIONREQUEST']._serialized_end=1756
+  _globals['_LABELRECOGNITIONRESPONSE']._serialized_start=1758
+  _globals['_LABELRECOGNITIONRESPONSE']._serialized_end=1829
+  _globals['_COUNTUPLOADOUTCOMESREQUEST']._serialized_start=1832
+  _globals['_COUNTUPLOADOUTCOMESREQUEST']._serialized_end=1974
+  _globals['_COUNTUPLOADOUTCOMESREQUEST_COUNTSENTRY']._serialized_start=1929
+  _globals['_COUNTUPLOADOUTCOMESREQUEST_COUNTSENTRY']._serialized_end=1974
+  _globals['_COUNTUPLOADOUTCOMESRESPONSE']._serialized_start=1976
+  _globals['_COUNTUPLOADOUTCOMESRESPONSE']._serialized_end=2005
+  _globals['_GETSTATSREQUEST']._serialized_start=2007
+  _globals['_GETSTATSREQUEST']._serialized_end=2038
+  _globals['_GETSTATSRESPONSE']._serialized_start=2041
+  _globals['_GETSTATSRESPONSE']._serialized_end=2184
+  _globals['_STATSCOUNT']._serialized_start=2186
+  _globals['_STATSCOUNT']._serialized_end=2284
+  _globals['_RECORDER']._serialized_start=2287
+  _globals['_RECORDER']._serialized_end=3142
 # @@protoc_insertion_point(module_scope)

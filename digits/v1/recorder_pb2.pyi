@@ -65,6 +65,36 @@ class RecordRequest(_message.Message):
     idempotency_key: str
     def __init__(self, request_id: _Optional[str] = ..., recognition: _Optional[_Union[Recognition, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
+class RecordBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RecordRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecordRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordBatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordBatchResult, _Mapping]]] = ...) -> None: ...
+
+class RecordBatchResult(_message.Message):
+    __slots__ = ("recognition", "error", "replayed")
+    RECOGNITION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    recognition: Recognition
+    error: RecordError
+    replayed: bool
+    def __init__(self, recognition: _Optional[_Union[Recognition, _Mapping]] = ..., error: _Optional[_Union[RecordError, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class RecordError(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class GetRecognitionRequest(_message.Message):
     __slots__ = ("id", "include_image")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class RecorderStub:
                 request_serializer=digits_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_recorder__pb2.Recognition.FromString,
                 _registered_method=True)
+        self.RecordBatch = channel.unary_unary(
+                '/digits.v1.Recorder/RecordBatch',
+                request_serializer=digits_dot_v1_dot_recorder__pb2.RecordBatchRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_recorder__pb2.RecordBatchResponse.FromString,
+                _registered_method=True)
         self.GetRecognition = channel.unary_unary(
                 '/digits.v1.Recorder/GetRecognition',
                 request_serializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.SerializeToString,
@@ -135,6 +140,29 @@ class RecorderServicer:
         UNAVAILABLE          Cassandra cannot reach the consistency level (or did not answer
         in time); the write was not acknowledged. Retrying with the same
         request_id and received_at, or the same idempotency_key, is safe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordBatch(self, request, context):
+        """RecordBatch stores several recognitions in one call, for a client that holds many at
+        once (the gateway sends the uploads that arrive while its earlier calls run). Each
+        request means what it means in Record, with the same idempotency; the call's token
+        applies to all. The recorder writes them together (a few records to a Cassandra batch),
+        so under load a record costs Cassandra and both processes a fraction of a lone Record.
+
+        The call succeeds only once every record it answers with is stored at the configured
+        consistency level. A request that Record would refuse on its own (a missing field,
+        another user's name, a reused idempotency key) fails alone: its result carries the
+        error (the reason Record gives in its ErrorInfo) and the others are stored. Results come
+        in the order of the requests.
+
+        Errors (of the whole call; then no result was acknowledged, and retrying is safe):
+        INVALID_ARGUMENT  more requests than the server's limit per call (reason TOO_MANY_RECORDS).
+        UNAUTHENTICATED   the token is unknown or revoked (TOKEN_INVALID).
+        UNAVAILABLE       Cassandra cannot reach the consistency level; some records may be
+        stored, and retrying the same requests rewrites the same records.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -269,6 +297,11 @@ def add_RecorderServicer_to_server(servicer, server):
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.RecordRequest.FromString,
                     response_serializer=digits_dot_v1_dot_recorder__pb2.Recognition.SerializeToString,
             ),
+            'RecordBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordBatch,
+                    request_deserializer=digits_dot_v1_dot_recorder__pb2.RecordBatchRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_recorder__pb2.RecordBatchResponse.SerializeToString,
+            ),
             'GetRecognition': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecognition,
                     request_deserializer=digits_dot_v1_dot_recorder__pb2.GetRecognitionRequest.FromString,
@@ -351,6 +384,33 @@ class Recorder:
             '/digits.v1.Recorder/Record',
             digits_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
             digits_dot_v1_dot_recorder__pb2.Recognition.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.Recorder/RecordBatch',
+            digits_dot_v1_dot_recorder__pb2.RecordBatchRequest.SerializeToString,
+            digits_dot_v1_dot_recorder__pb2.RecordBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

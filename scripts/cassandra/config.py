@@ -127,6 +127,9 @@ cdc_raw_directory: {q(str(node_dir / "cdc_raw"))}
 file_cache_size: 32MiB
 key_cache_size: 16MiB
 commitlog_segment_size: 8MiB
+# The recorder writes up to 16 records (at most ~32 KiB) to a logged batch; the default warning
+# at 5 KiB would log every one. The refusal stays at the default 50 KiB.
+batch_size_warn_threshold: 40KiB
 """
 
 

@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.gateway import labels, problems, recognitions, stats, tokens
 from services.gateway.backends import Backends
-from services.gateway.coalescing import Coalescer
+from services.gateway.coalescing import RecognizeCoalescer, RecordCoalescer
 from services.gateway.config import Config
 from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
 from services.gateway.outcomes import UploadOutcomes
@@ -54,12 +54,18 @@ def create_app(config: Config) -> FastAPI:
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         # gRPC channels belong to the event loop they are made on: uvicorn's, so made here.
         app.state.backends = backends = Backends(config)
-        # Uploads reach the recognizer through it: concurrent ones share calls.
-        app.state.recognizer = Coalescer(
+        # Uploads reach the recognizer and the recorder through these: concurrent ones share calls.
+        app.state.recognizer = RecognizeCoalescer(
             backends.recognizer,
             config.recognize_timeout_seconds,
             max_calls=config.recognize_max_calls,
-            max_images=config.recognize_max_batch,
+            max_items=config.recognize_max_batch,
+        )
+        app.state.recorder = RecordCoalescer(
+            backends.recorder,
+            config.record_timeout_seconds,
+            max_calls=config.record_max_calls,
+            max_items=config.record_max_batch,
         )
         yield
         await app.state.backends.close()

@@ -125,11 +125,11 @@ def _service_config(retry_service: str | None = None) -> str:
         # not yet noticed is down. The call's deadline bounds all attempts together.
         config["methodConfig"] = [
             {
-                # Record, the reads and labelling (the same label again; only a first label is
+                # Record(Batch), the reads and labelling (the same label again; only a first label is
                 # counted): a retried delete that had landed would answer 404, and a retried
                 # CreateToken would leave a live token nobody ever saw.
                 "name": [{"service": retry_service, "method": m}
-                         for m in ("Record", "GetRecognition", "ListRecognitions", "GetImage", "GetStats",
+                         for m in ("Record", "RecordBatch", "GetRecognition", "ListRecognitions", "GetImage", "GetStats",
                                    "LabelRecognition")],  # fmt: skip
                 "retryPolicy": {
                     "maxAttempts": 3,

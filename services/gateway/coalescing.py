@@ -1,15 +1,18 @@
-"""Concurrent uploads share one ``RecognizeBatch`` call to the recognizer.
+"""Concurrent uploads share calls: to the recognizer (``RecognizeBatch``) and to the recorder
+(``RecordBatch``).
 
-A gRPC call costs each Python service about a millisecond of CPU however small the image, more
-than the model does for a digit; so under load the gateway sends what has queued up as one
-call, as TF Serving's and Triton's clients do. No timer: an upload that finds fewer than
-``max_calls`` calls in flight goes at once (alone, as a plain ``Recognize``), so a lone request
-never waits; the others queue while those calls run and leave together when one returns.
-Batches grow with the load by themselves and cost nothing at low load.
+A gRPC call costs each Python service about a millisecond of CPU however small its message, more
+than the model takes for a digit; and a Cassandra request costs its fixed part (waking threads,
+the batch log) whatever it carries. So under load the gateway sends what has queued up as one
+call, as TF Serving's and Triton's clients do. No timer: an item that finds fewer than
+``max_calls`` calls in flight goes at once (alone, as a plain ``Recognize`` or ``Record``), so
+a lone request never waits; the others queue while those calls run and leave together when one
+returns. Batches grow with the load by themselves and cost nothing at low load.
 
-A batch is bounded by image count and bytes, far below the recognizer's per-call limits, and
-each upload keeps its own deadline: one that waited past it is answered 503 without being sent.
-An image the recognizer cannot read fails alone, as the same problem a single call gives.
+A batch is bounded by item count and bytes, far below the services' per-call limits, and holds
+items of one caller only (the same credentials: the recorder checks a call's token once). Each
+item keeps its own deadline: one that waited past it is answered 503 without being sent. An item
+the service refuses fails alone, as the same problem a single call gives.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import grpc
 from prometheus_client import Histogram
 
-from digits.v1 import recognizer_pb2
+from digits.trailers import REPLAYED
+from digits.v1 import recognizer_pb2, recorder_pb2
 from services.gateway.backends import call, client_problem
 from services.gateway.problems import Problem
 
@@ -31,50 +37,55 @@ BATCH_SIZE = Histogram(
     "Uploads per call to the recognizer (1: a plain Recognize).",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+RECORD_BATCH_SIZE = Histogram(
+    "digits_gateway_record_batch_size",
+    "Records per call to the recorder (1: a plain Record).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+
+Answer = TypeVar("Answer")
 
 
 @dataclass
-class _Upload:
-    image: bytes
-    content_type: str
+class _Item(Generic[Answer]):
+    message: Any  # what a lone call would send
+    size: int  # bytes, for the batch's bound
+    key: Hashable  # items of one batch share it (their credentials)
     deadline: float  # monotonic
-    include_fields: bool
-    answer: asyncio.Future[recognizer_pb2.RecognizeResponse] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    answer: asyncio.Future[Answer] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class Coalescer:
-    """``recognize(image)`` for many concurrent callers, over at most ``max_calls`` calls at a time."""
+class Coalescer(Generic[Answer]):
+    """Answers for many concurrent callers, over at most ``max_calls`` calls at a time.
+    Subclasses say how one item (``_one``) and a batch (``_many``) are sent."""
+
+    dependency = ""
+    sizes: Histogram  # items per call
 
     def __init__(
-        self, stub, timeout: float, max_calls: int = 4, max_images: int = 32, max_bytes: int = 1 << 20
+        self, stub, timeout: float, max_calls: int = 4, max_items: int = 32, max_bytes: int = 1 << 20
     ) -> None:  # type: ignore[no-untyped-def]
         self._stub = stub
         self._timeout = timeout
         self._max_calls = max_calls
-        self._max_images = max_images
+        self._max_items = max_items
         self._max_bytes = max_bytes
-        self._queue: deque[_Upload] = deque()
+        self._queue: deque[_Item[Answer]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # referenced, so none is collected mid-call
 
-    async def recognize(
-        self, image: bytes, content_type: str, include_fields: bool = False
-    ) -> recognizer_pb2.RecognizeResponse:
-        """The recognizer's answer for ``image`` (with the fields the model read, if asked);
-        its failure as a Problem."""
-        upload = _Upload(image, content_type, time.monotonic() + self._timeout, include_fields)
-        self._queue.append(upload)
+    async def _submit(self, message: Any, size: int, key: Hashable = ()) -> Answer:
+        item: _Item[Answer] = _Item(message, size, key, time.monotonic() + self._timeout)
+        self._queue.append(item)
         self._dispatch()
         # Its own deadline, whatever the call it shares allows the others.
         try:
-            return await asyncio.wait_for(asyncio.shield(upload.answer), self._timeout)
+            return await asyncio.wait_for(asyncio.shield(item.answer), self._timeout)
         except TimeoutError:
-            upload.answer.cancel()  # not sent if still queued; its late answer is dropped
-            raise _busy() from None
+            item.answer.cancel()  # not sent if still queued; its late answer is dropped
+            raise self._busy() from None
         except asyncio.CancelledError:  # the client went away
-            upload.answer.cancel()
+            item.answer.cancel()
             raise
 
     def _dispatch(self) -> None:
@@ -86,88 +97,141 @@ class Coalescer:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    def _take(self) -> list[_Upload]:
-        batch: list[_Upload] = []
+    def _take(self) -> list[_Item[Answer]]:
+        """The next batch: the oldest live item, and the next ones of the same key that fit."""
+        batch: list[_Item[Answer]] = []
+        left: deque[_Item[Answer]] = deque()
         size = 0
         now = time.monotonic()
-        while self._queue and len(batch) < self._max_images:
-            upload = self._queue[0]
-            if batch and size + len(upload.image) > self._max_bytes:
-                break  # the next call takes it (a large image alone is still one call)
-            self._queue.popleft()
-            if upload.answer.done():  # the client went away
+        while self._queue and len(batch) < self._max_items:
+            item = self._queue.popleft()
+            if item.answer.done():  # the client went away
                 continue
-            if upload.deadline <= now:
-                upload.answer.set_exception(_busy())
+            if item.deadline <= now:
+                item.answer.set_exception(self._busy())
                 continue
-            batch.append(upload)
-            size += len(upload.image)
+            if batch and (item.key != batch[0].key or size + item.size > self._max_bytes):
+                left.append(item)  # another caller's, or too large: a later call takes it
+                if size + item.size > self._max_bytes:
+                    break
+                continue
+            batch.append(item)
+            size += item.size
+        self._queue.extendleft(reversed(left))
         return batch
 
-    async def _send(self, batch: list[_Upload]) -> None:
+    async def _send(self, batch: list[_Item[Answer]]) -> None:
         try:
-            BATCH_SIZE.observe(len(batch))
-            # The latest deadline: an upload near its own end must not cut the call short for
-            # the others; each waiter stops waiting at its own deadline (recognize()).
-            timeout = max(0.0, max(u.deadline for u in batch) - time.monotonic())
+            # The latest deadline: an item near its own end must not cut the call short for
+            # the others; each waiter stops waiting at its own deadline (_submit).
+            timeout = max(0.0, max(i.deadline for i in batch) - time.monotonic())
+            self.sizes.observe(len(batch))
             if len(batch) == 1:
                 await self._one(batch[0], timeout)
             else:
                 await self._many(batch, timeout)
+        except Problem as problem:  # the whole call failed
+            for item in batch:
+                _settle(item, problem)
         except Exception as exc:  # a bug, not a failed call: each waiter raises it (a logged 500)
-            for upload in batch:
-                if not upload.answer.done():
-                    upload.answer.set_exception(exc)
+            for item in batch:
+                if not item.answer.done():
+                    item.answer.set_exception(exc)
         except BaseException:  # cancelled (the channel closing at shutdown): no waiter is left hanging
-            for upload in batch:
-                if not upload.answer.done():
-                    upload.answer.set_exception(_busy())
+            for item in batch:
+                if not item.answer.done():
+                    item.answer.set_exception(self._busy())
             raise
         finally:
             self._in_flight -= 1
             self._dispatch()
 
-    async def _one(self, upload: _Upload, timeout: float) -> None:
-        request = recognizer_pb2.RecognizeRequest(
-            image=upload.image, content_type=upload.content_type, include_fields=upload.include_fields
-        )
-        try:
-            _settle(upload, await call("recognizer", self._stub.Recognize, request, timeout))
-        except Problem as problem:
-            _settle(upload, problem)
+    async def _one(self, item: _Item[Answer], timeout: float) -> None:
+        raise NotImplementedError
 
-    async def _many(self, batch: list[_Upload], timeout: float) -> None:
+    async def _many(self, batch: list[_Item[Answer]], timeout: float) -> None:
+        raise NotImplementedError
+
+    def _pair(self, batch: list[_Item[Answer]], results: Any) -> bool:
+        """Whether ``results`` has one result per item; if not, every item fails (a broken
+        server: answers are never paired by guesswork)."""
+        if len(results) == len(batch):
+            return True
+        failure = Problem("dependency-failed", f"the {self.dependency} could not answer ({grpc.StatusCode.INTERNAL.name})")
+        for item in batch:
+            _settle(item, failure)
+        return False
+
+    def _busy(self) -> Problem:
+        return Problem("dependency-unavailable", f"the {self.dependency} is too busy; retry shortly", retry_after=1)
+
+
+class RecognizeCoalescer(Coalescer[recognizer_pb2.RecognizeResponse]):
+    """``recognize(image)`` through Recognize and RecognizeBatch."""
+
+    dependency = "recognizer"
+    sizes = BATCH_SIZE
+
+    async def recognize(
+        self, image: bytes, content_type: str, include_fields: bool = False
+    ) -> recognizer_pb2.RecognizeResponse:
+        """The recognizer's answer for ``image`` (with the fields the model read, if asked);
+        its failure as a Problem."""
+        request = recognizer_pb2.RecognizeRequest(image=image, content_type=content_type, include_fields=include_fields)
+        return await self._submit(request, len(image))
+
+    async def _one(self, item: _Item[recognizer_pb2.RecognizeResponse], timeout: float) -> None:
+        _settle(item, await call("recognizer", self._stub.Recognize, item.message, timeout))
+
+    async def _many(self, batch: list[_Item[recognizer_pb2.RecognizeResponse]], timeout: float) -> None:
         # Fields for all when any asks (the call has one flag; the gateway drops the others').
         request = recognizer_pb2.RecognizeBatchRequest(
-            images=[u.image for u in batch], include_fields=any(u.include_fields for u in batch)
+            images=[i.message.image for i in batch], include_fields=any(i.message.include_fields for i in batch)
         )
-        try:
-            reply = await call("recognizer", self._stub.RecognizeBatch, request, timeout)
-        except Problem as problem:
-            for upload in batch:
-                _settle(upload, problem)
-            return
-        if len(reply.results) != len(batch):  # a broken server: never pair answers by guesswork
-            failure = Problem("dependency-failed", f"the recognizer could not answer ({grpc.StatusCode.INTERNAL.name})")
-            for upload in batch:
-                _settle(upload, failure)
-            return
-        for upload, result in zip(batch, reply.results):
-            if result.HasField("error"):
-                _settle(upload, client_problem(result.error.reason, result.error.message, "recognizer"))
-            else:
-                _settle(upload, result.recognition)
+        reply = await call("recognizer", self._stub.RecognizeBatch, request, timeout)
+        if self._pair(batch, reply.results):
+            for item, result in zip(batch, reply.results):
+                if result.HasField("error"):
+                    _settle(item, client_problem(result.error.reason, result.error.message, "recognizer"))
+                else:
+                    _settle(item, result.recognition)
 
 
-def _busy() -> Problem:
-    return Problem("dependency-unavailable", "the recognizer is too busy; retry shortly", retry_after=1)
+Stored = tuple[recorder_pb2.Recognition, bool]  # the record, and whether it was replayed
 
 
-def _settle(upload: _Upload, outcome: recognizer_pb2.RecognizeResponse | Problem) -> None:
-    if upload.answer.done():
+class RecordCoalescer(Coalescer[Stored]):
+    """``record(request, credentials)`` through Record and RecordBatch."""
+
+    dependency = "recorder"
+    sizes = RECORD_BATCH_SIZE
+
+    async def record(self, request: recorder_pb2.RecordRequest, credentials: tuple[tuple[str, str], ...]) -> Stored:
+        """The stored record, and whether its Idempotency-Key had stored it before; the failure
+        as a Problem."""
+        return await self._submit(request, len(request.recognition.image), credentials)
+
+    async def _one(self, item: _Item[Stored], timeout: float) -> None:
+        trailers: dict[str, str] = {}
+        stored = await call("recorder", self._stub.Record, item.message, timeout, item.key, trailers)  # type: ignore[arg-type]
+        _settle(item, (stored, trailers.get(REPLAYED) == "true"))
+
+    async def _many(self, batch: list[_Item[Stored]], timeout: float) -> None:
+        request = recorder_pb2.RecordBatchRequest(requests=[i.message for i in batch])
+        reply = await call("recorder", self._stub.RecordBatch, request, timeout, batch[0].key)  # type: ignore[arg-type]
+        if self._pair(batch, reply.results):
+            for item, result in zip(batch, reply.results):
+                if result.HasField("error"):
+                    _settle(item, client_problem(result.error.reason, result.error.message, "recorder"))
+                else:
+                    _settle(item, (result.recognition, result.replayed))
+
+
+def _settle(item: _Item[Answer], outcome: Answer | Problem) -> None:
+    if item.answer.done():
         return
     if isinstance(outcome, Problem):
         # One exception object per waiter: a shared one would collect every waiter's traceback.
-        upload.answer.set_exception(Problem(outcome.slug, outcome.detail, outcome.retry_after, **outcome.extra))
+        item.answer.set_exception(Problem(outcome.slug, outcome.detail, outcome.retry_after, **outcome.extra))
     else:
-        upload.answer.set_result(outcome)
+        item.answer.set_result(outcome)

@@ -27,6 +27,10 @@ class Config:
     recognize_max_calls: int = 4  # GATEWAY_RECOGNIZE_MAX_CALLS
     # Uploads in one such call: at most the recognizer's RECOGNIZER_MAX_IMAGES_PER_CALL (256).
     recognize_max_batch: int = 32  # GATEWAY_RECOGNIZE_MAX_BATCH
+    # The same for the recorder (RecordBatch): uploads' records, written a few to a Cassandra batch.
+    record_max_calls: int = 4  # GATEWAY_RECORD_MAX_CALLS
+    # Records in one such call: at most the recorder's RECORDER_MAX_RECORDS_PER_CALL (64).
+    record_max_batch: int = 32  # GATEWAY_RECORD_MAX_BATCH
     # GET /v1/recognitions: items per page when `limit` is not given, and the largest `limit`.
     default_page_size: int = 20  # GATEWAY_DEFAULT_PAGE_SIZE
     max_page_size: int = 100  # GATEWAY_MAX_PAGE_SIZE

@@ -10,10 +10,9 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from digits.trailers import REPLAYED as REPLAYED_TRAILER
 from digits.v1 import recorder_pb2
 from services.gateway import auth, problems
-from services.gateway.backends import Backends, call
+from services.gateway.backends import call
 from services.gateway.config import Config
 from services.gateway.http_metrics import UPLOAD_PARSE_SECONDS
 from services.gateway.images import SAFE_HEADERS, sniff_image_type
@@ -80,7 +79,6 @@ def router(config: Config) -> APIRouter:
         response: Response,
         fields: bool = Query(False, description="Also return, per digit, the 28×28 field the model read (`field_png`)."),
     ) -> Recognition:
-        backends: Backends = request.app.state.backends
         credentials = auth.credentials(request)
         key = idempotency_key(request)
         # The moment of receipt is part of the record's identity (with request_id): it must
@@ -98,10 +96,7 @@ def router(config: Config) -> APIRouter:
         seen = [reading.field_png for reading in answer.digits]
         for reading in answer.digits:  # what the model saw is shown, not stored
             reading.ClearField("field_png")
-        trailers: dict[str, str] = {}
-        stored = await call(
-            "recorder",
-            backends.recorder.Record,
+        stored, replayed = await request.app.state.recorder.record(
             recorder_pb2.RecordRequest(
                 # One id per upload, so that a retried Record call cannot store it twice.
                 request_id=str(uuid.uuid4()),
@@ -121,11 +116,9 @@ def router(config: Config) -> APIRouter:
                 ),
                 idempotency_key=key,
             ),
-            config.record_timeout_seconds,
             credentials,
-            trailers,
         )
-        if trailers.get(REPLAYED_TRAILER) == "true":
+        if replayed:
             # The same Idempotency-Key, user and image as an earlier upload: its record.
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"

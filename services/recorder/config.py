@@ -65,6 +65,7 @@ class Config:
     image_retention_days: int = 30  # RECORDER_IMAGE_RETENTION_DAYS
     client_address_retention_days: int = 7  # RECORDER_CLIENT_ADDRESS_RETENTION_DAYS
     max_image_bytes: int = 10 * 1024 * 1024  # RECORDER_MAX_IMAGE_BYTES
+    max_records_per_call: int = 64  # RECORDER_MAX_RECORDS_PER_CALL: RecordBatch
     # The dashboard's counters are added up in memory and written this often (digits/tally.py):
     # one counter batch a second instead of one a record.
     stats_flush_seconds: float = 1.0  # RECORDER_STATS_FLUSH_SECONDS
@@ -87,6 +88,8 @@ class Config:
             raise ConfigError(
                 "RECORDER_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)"
             )
+        if config.max_records_per_call < 1:
+            raise ConfigError("RECORDER_MAX_RECORDS_PER_CALL must be at least 1")
         if not 0.05 <= config.stats_flush_seconds <= 60:
             raise ConfigError("RECORDER_STATS_FLUSH_SECONDS must be 0.05 to 60")
         for name in ("write_consistency", "read_consistency"):

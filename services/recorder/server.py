@@ -30,16 +30,12 @@ from services.recorder.access import (
     token_hash,
 )
 from services.recorder.config import Config
-from services.recorder.ids import record_id, to_millis
+from services.recorder.ids import to_millis
 from services.recorder.metrics import ERRORS, RECORDS
-from services.recorder.requests import (
-    DEFAULT_PAGE_SIZE,
-    fingerprint,
-    invalid_record,
-    invalid_user,
-    list_query,
-)
-from services.recorder.records import Claim, Page, Record, timestamp, to_proto
+from services.recorder.recording import Prepared, Refused, prepare
+from services.recorder.requests import DEFAULT_PAGE_SIZE, invalid_user, list_query
+from services.recorder.records import Page, timestamp, to_proto
+from services.recorder.records import Record as Stored  # the method Record would shadow the name in the class
 from services.recorder.session import connect
 from services.recorder.store import RecognitionStore
 
@@ -188,75 +184,63 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
     async def Record(self, request, context):  # type: ignore[no-untyped-def]
         store = await self._require_store(context)
         principal = await self._principal(context, "record")
-        now = datetime.now(timezone.utc)
-        problem = invalid_record(request, self._config.max_image_bytes, now)
-        if problem:
-            await self._fail(context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT, problem, "INVALID_RECORD")
-        rec = request.recognition
-        # Whose record: the token's user. Naming another user takes that user's token (or an
-        # admin's), so no one can put records in someone else's history.
-        user = rec.user
-        if principal is not None and not principal.admin:
-            if user and user != principal.user:
-                await self._deny(context, "record", principal, f"recording under user {user!r}")
-            user = principal.user
-        elif principal is None and user:
-            await self._deny(context, "record", None, "recording under a user")
-        received_at = to_millis(
-            rec.received_at.ToDatetime(tzinfo=timezone.utc) if rec.HasField("received_at") else now
-        )
-        request_id = uuid.UUID(request.request_id) if request.request_id else None
-        replayed = False
-        if request.idempotency_key:
-            candidate = Claim(
-                request_id or uuid.uuid4(), received_at, fingerprint(user, rec.image), first=True
-            )
-            try:
-                claim = await store.claim(request.idempotency_key, candidate, self._deadline(context))
-            except failures.UNAVAILABLE as exc:
-                await self._cassandra_failed(context, "record", exc, store.write_consistency)
-            if claim.fingerprint != candidate.fingerprint:
-                await self._fail(
-                    context, "record", "idempotency_key_reused", grpc.StatusCode.FAILED_PRECONDITION,
-                    "this Idempotency-Key was used before for another upload; use a new key for a new upload",
-                    "IDEMPOTENCY_KEY_REUSED",
-                )  # fmt: skip
-            # The record is the first attempt's, whether or not that attempt finished: writing
-            # it again (same id, same rows) completes it, and changes nothing if it had.
-            request_id, received_at, replayed = claim.request_id, claim.received_at, not claim.first
-        record = Record(
-            # Without a request id there is nothing to recognise a retry by: a fresh id.
-            id=record_id(received_at, request_id or uuid.uuid4()),
-            request_id=request_id,
-            digit=rec.digit,
-            confidence=rec.confidence,
-            probabilities=list(rec.probabilities),
-            model_version=rec.model_version,
-            user=user,
-            image=rec.image,
-            content_type=rec.content_type,
-            filename=rec.filename,
-            image_size=len(rec.image),
-            client_address=rec.client_address,
-            received_at=received_at,
-            number=rec.number,
-            readings=tuple(
-                (r.digit, r.confidence, r.box.x, r.box.y, r.box.width, r.box.height) for r in rec.digits
-            ),
-        )
         try:
-            await store.record(record, self._deadline(context))
+            prepared = await prepare(request, principal, store, self._config.max_image_bytes, self._deadline(context))
+            await store.record([prepared.record], self._deadline(context))
+        except Refused as refused:
+            await self._fail(context, "record", refused.kind, refused.code, refused.message, refused.reason)
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
-        RECORDS.inc()
-        self.count_record(record, replayed)  # the dashboard's counters, in the background
-        log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size, "replayed": replayed})  # noqa: E501
-        if replayed:
+        self._recorded(prepared)
+        if prepared.replayed:
             context.set_trailing_metadata(((trailers.REPLAYED, "true"),))
         # The caller sent the image: echoing it back would only copy it twice more.
-        return to_proto(dataclasses.replace(record, image=None))
+        return to_proto(dataclasses.replace(prepared.record, image=None))
 
-    async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Record:  # type: ignore[no-untyped-def]
+    async def RecordBatch(self, request, context):  # type: ignore[no-untyped-def]
+        if len(request.requests) > self._config.max_records_per_call:
+            await self._fail(
+                context, "record", "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(request.requests)} requests in one call; the limit is {self._config.max_records_per_call}",
+                "TOO_MANY_RECORDS",
+            )  # fmt: skip
+        store = await self._require_store(context)
+        principal = await self._principal(context, "record")
+        deadline = self._deadline(context)
+        outcomes = await asyncio.gather(
+            *(prepare(r, principal, store, self._config.max_image_bytes, deadline) for r in request.requests),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:  # Cassandra failed (claiming a key), or a bug: the whole call fails
+            if isinstance(outcome, failures.UNAVAILABLE):
+                await self._cassandra_failed(context, "record", outcome, store.write_consistency)
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Refused):
+                raise outcome
+        prepared = [o for o in outcomes if isinstance(o, Prepared)]
+        try:
+            await store.record([p.record for p in prepared], deadline)
+        except failures.UNAVAILABLE as exc:
+            await self._cassandra_failed(context, "record", exc, store.write_consistency)
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, Refused):
+                ERRORS.labels("record", outcome.kind).inc()
+                results.append(recorder_pb2.RecordBatchResult(error=outcome.to_proto()))
+            else:
+                assert isinstance(outcome, Prepared)
+                self._recorded(outcome)
+                stored = to_proto(dataclasses.replace(outcome.record, image=None))
+                results.append(recorder_pb2.RecordBatchResult(recognition=stored, replayed=outcome.replayed))
+        return recorder_pb2.RecordBatchResponse(results=results)
+
+    def _recorded(self, prepared: Prepared) -> None:
+        record = prepared.record
+        RECORDS.inc()
+        self.count_record(record, prepared.replayed)  # the dashboard's counters, in the background
+        log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size,
+                                    "replayed": prepared.replayed})  # fmt: skip
+
+    async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Stored:  # type: ignore[no-untyped-def]
         """The record ``record_id``, if the caller may see it; else the call ends."""
         store = await self._require_store(context)
         principal = await self._principal(context, operation)
@@ -286,7 +270,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
             await self._image_missing(context, operation, record)
         return record
 
-    async def _image_missing(self, context, operation: str, record: Record) -> NoReturn:  # type: ignore[no-untyped-def]
+    async def _image_missing(self, context, operation: str, record: Stored) -> NoReturn:  # type: ignore[no-untyped-def]
         retention = timedelta(days=self._config.image_retention_days)
         # Written at receipt with the retention as TTL (minutes of clock skew allowed for).
         if (

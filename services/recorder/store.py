@@ -56,6 +56,12 @@ from services.recorder.records import Claim, Page, Record, from_row, is_whole, u
 # over 5 KiB (batch_size_warn_threshold) and refuses them over 50 KiB; with the rows (~1 KiB)
 # this stays under the warning.
 INLINE_IMAGE_BYTES = 3 * 1024
+# Records in one logged batch, and its estimated size: under Cassandra's default refusal
+# threshold (batch_size_fail_threshold, 50 KiB) with room to spare. Batches of several records
+# pass the default warning threshold (5 KiB), which our Cassandra configuration raises to 40 KiB.
+BATCH_RECORDS = 16
+BATCH_BYTES = 32 * 1024
+_ROW_BYTES = 1024  # a record's rows without the image, generously
 
 
 class DeadlineExceeded(Exception):
@@ -101,6 +107,25 @@ def _result(future: ResponseFuture) -> asyncio.Future:
 def _batch_log_failed(exc: Exception) -> bool:
     """The coordinator could not write the batch log: none of the batch was applied."""
     return isinstance(exc, WriteTimeout) and exc.write_type == WriteType.BATCH_LOG
+
+
+def _chunks(image: bytes) -> list[bytes]:
+    return [image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)]
+
+
+def _batches(records: Sequence[Record]) -> list[list[Record]]:
+    """``records`` in order, cut into logged batches of at most BATCH_RECORDS and about BATCH_BYTES."""
+    batches: list[list[Record]] = []
+    size = 0
+    for record in records:
+        image = len(record.image or b"")
+        cost = _ROW_BYTES + (image if image <= INLINE_IMAGE_BYTES else 0)
+        if not batches or len(batches[-1]) >= BATCH_RECORDS or size + cost > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(record)
+        size += cost
+    return batches
 
 
 class RecognitionStore:
@@ -240,33 +265,48 @@ class RecognitionStore:
             return candidate
         return Claim(row["request_id"], utc(row["received_at"]), row["fingerprint"], first=False)
 
-    async def record(self, record: Record, deadline: float) -> None:
-        """Store ``record`` (image included) at the write consistency level."""
-        assert record.image is not None
+    async def record(self, records: Sequence[Record], deadline: float) -> None:
+        """Store ``records`` (images included) at the write consistency level.
+
+        Several records share a logged batch, up to ``BATCH_RECORDS`` and ``BATCH_BYTES``: at a
+        few hundred records a second, Cassandra and the driver spend most of a lone record's cost
+        on the request itself (waking threads, the batch log), so grouping halves Cassandra's
+        CPU per record (see docs/capacity.md). Each batch is atomic; the call succeeds once all
+        are stored.
+        """
         started = time.perf_counter()
-        image = record.image
-        chunks = [
-            image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)
-        ]
-        ttl, stamp = self._config.image_retention_days * _DAY, write_timestamp(record.received_at)
+        ttl = self._config.image_retention_days * _DAY
         # A small image (a canvas drawing, a cropped scan) rides in the batch: one round trip
         # instead of two, and still atomic with the rows. Larger ones are written first.
-        inline = len(image) <= INLINE_IMAGE_BYTES
-        if not inline:
-            await asyncio.gather(
-                *(
-                    self._write(self._insert_chunk, [record.id, n, chunk, ttl, stamp], deadline)
-                    for n, chunk in enumerate(chunks)
-                )
+        large = [r for r in records if len(r.image or b"") > INLINE_IMAGE_BYTES]
+        await asyncio.gather(
+            *(
+                self._write(self._insert_chunk, [r.id, n, chunk, ttl, write_timestamp(r.received_at)], deadline)
+                for r in large
+                for n, chunk in enumerate(_chunks(r.image or b""))
             )
-        key = (hour_of(record.received_at), schema.shard_of(record.id))
-        index = key not in self._indexed
+        )
+        await asyncio.gather(*(self._write_rows(group, deadline) for group in _batches(records)))
+        CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
+
+    async def _write_rows(self, records: Sequence[Record], deadline: float) -> None:
+        """One logged batch: every row of ``records``, and their images if small."""
+        ttl = self._config.image_retention_days * _DAY
         address_ttl = self._config.client_address_retention_days * _DAY
+        keys = {(hour_of(r.received_at), schema.shard_of(r.id)) for r in records}
+        new_keys = keys - self._indexed
 
         def batch(kind: BatchType) -> BatchStatement:
-            rows = self.rows(record, kind, address_ttl, index)
-            if inline:
-                rows.add(self._insert_chunk, [record.id, 0, image, ttl, stamp])
+            rows = BatchStatement(batch_type=kind, consistency_level=self._write_cl)
+            rows.is_idempotent = True
+            indexed: set[tuple[datetime, int]] = set()
+            for record in records:
+                key = (hour_of(record.received_at), schema.shard_of(record.id))
+                self.add_rows(rows, record, address_ttl, index=key in new_keys and key not in indexed)
+                indexed.add(key)
+                image = record.image or b""
+                if len(image) <= INLINE_IMAGE_BYTES:
+                    rows.add(self._insert_chunk, [record.id, 0, image, ttl, write_timestamp(record.received_at)])
             return rows
 
         try:
@@ -278,21 +318,30 @@ class RecognitionStore:
             # after a node dies, until the failure detector convicts it (10-20 s), it is still
             # picked, and every logged batch times out here before any row was applied. The
             # same rows without the batch log, at the same consistency level, are stored now;
-            # only if this write too fails half-way can a listing show the record before its
+            # only if this write too fails half-way can a listing show a record before its
             # other rows land, and the caller's retry (same ids) completes them.
-            BATCHLOG_FALLBACKS.inc()
-            log.warning("batch log unavailable; writing the record's rows without it", extra={"id": str(record.id)})
+            BATCHLOG_FALLBACKS.inc(len(records))
+            log.warning("batch log unavailable; writing the records' rows without it",
+                        extra={"ids": [str(r.id) for r in records]})  # fmt: skip
             await self._write(batch(BatchType.UNLOGGED), (), deadline)
-        # Only once it is stored: until then every record of that (hour, shard) writes the row.
-        if len(self._indexed) >= _INDEXED_MAX:
+        # Only once stored: until then every record of that (hour, shard) writes the index row.
+        if len(self._indexed) + len(new_keys) > _INDEXED_MAX:
             self._indexed.clear()
-        self._indexed.add(key)
-        CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
+        self._indexed |= new_keys
 
     def rows(
         self, record: Record, batch_type: BatchType, address_ttl: int, index: bool, listings_only: bool = False
     ) -> BatchStatement:
-        """The record's rows for every query, in one batch, each written at its receipt time.
+        """The record's rows for every query, in a batch of their own (see ``add_rows``)."""
+        batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
+        batch.is_idempotent = True
+        self.add_rows(batch, record, address_ttl, index, listings_only)
+        return batch
+
+    def add_rows(
+        self, batch: BatchStatement, record: Record, address_ttl: int, index: bool, listings_only: bool = False
+    ) -> None:
+        """Add the record's rows for every query to ``batch``, each written at its receipt time.
 
         ``address_ttl`` is the client address's TTL in seconds (0: none); ``index`` adds the time
         log's index row; ``listings_only`` leaves out the ``recognitions`` row (the legacy copy:
@@ -302,8 +351,6 @@ class RecognitionStore:
         stamp = write_timestamp(record.received_at)
         address = [address_ttl, stamp, record.client_address]
         hour, shard, day = hour_of(record.received_at), schema.shard_of(record.id), day_of(record.received_at)
-        batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
-        batch.is_idempotent = True
         # No address (none given, or expired before a copy): nothing to set.
         has_address = bool(record.client_address)
         if not listings_only:
@@ -320,7 +367,6 @@ class RecognitionStore:
             if has_address:
                 batch.add(self._set_address["recognitions_by_user_day"], [*address, record.user, day, record.id])
             batch.add(self._insert_user_day, [record.user, day, stamp])
-        return batch
 
     async def delete(self, record: Record, deadline: float) -> None:
         """Remove ``record`` from every table and its image, in one logged batch: all or none.

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from digits.v1 import recognizer_pb2
-from services.gateway.coalescing import Coalescer
+from services.gateway.coalescing import RecognizeCoalescer
 from services.gateway.problems import Problem
 
 
@@ -48,14 +48,14 @@ class FakeRecognizer:
         return answer()
 
 
-async def _gather(coalescer: Coalescer, images: list[bytes]) -> list[object]:
+async def _gather(coalescer: RecognizeCoalescer, images: list[bytes]) -> list[object]:
     return await asyncio.gather(*(coalescer.recognize(i, "image/png") for i in images), return_exceptions=True)
 
 
 def test_a_lone_upload_is_sent_at_once_as_a_plain_recognize():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer()
-        answer = await Coalescer(fake, timeout=5).recognize(b"7", "image/png")
+        answer = await RecognizeCoalescer(fake, timeout=5).recognize(b"7", "image/png")
         return fake, answer
 
     fake, answer = asyncio.run(scenario())
@@ -67,7 +67,7 @@ def test_concurrent_uploads_share_calls_and_each_gets_its_own_answer():
         fake = FakeRecognizer()
         images = [str(i % 10).encode() for i in range(40)]
         images[5] = b"x"
-        return fake, images, await _gather(Coalescer(fake, timeout=5, max_calls=2), images)
+        return fake, images, await _gather(RecognizeCoalescer(fake, timeout=5, max_calls=2), images)
 
     fake, images, answers = asyncio.run(scenario())
     for image, answer in zip(images, answers):
@@ -83,7 +83,7 @@ def test_concurrent_uploads_share_calls_and_each_gets_its_own_answer():
 def test_a_batch_is_bounded_by_images_and_bytes():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer()
-        coalescer = Coalescer(fake, timeout=5, max_calls=1, max_images=8, max_bytes=3000)
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=1, max_items=8, max_bytes=3000)
         images = [b"1" * 1000 for _ in range(12)]
         await _gather(coalescer, images)
         return fake
@@ -95,7 +95,7 @@ def test_a_batch_is_bounded_by_images_and_bytes():
 def test_an_upload_that_waited_past_its_deadline_is_answered_503_without_being_sent():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer(delay=0.3)
-        return fake, await _gather(Coalescer(fake, timeout=0.1, max_calls=1), [b"1", b"2", b"3"])
+        return fake, await _gather(RecognizeCoalescer(fake, timeout=0.1, max_calls=1), [b"1", b"2", b"3"])
 
     fake, answers = asyncio.run(scenario())
     assert fake.calls == [1]  # only the first was sent
@@ -115,7 +115,7 @@ def test_a_failed_call_fails_each_of_its_uploads_with_a_problem_of_its_own():
             return fail()
 
     async def scenario():  # type: ignore[no-untyped-def]
-        return await _gather(Coalescer(Down(), timeout=5, max_calls=1), [b"1", b"2", b"3", b"4"])
+        return await _gather(RecognizeCoalescer(Down(), timeout=5, max_calls=1), [b"1", b"2", b"3", b"4"])
 
     answers = asyncio.run(scenario())
     problems = [a for a in answers[1:] if isinstance(a, Problem)]
@@ -127,7 +127,7 @@ def test_a_failed_call_fails_each_of_its_uploads_with_a_problem_of_its_own():
 def test_no_upload_is_left_waiting(max_calls: int):
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer(delay=0.001)
-        coalescer = Coalescer(fake, timeout=5, max_calls=max_calls)
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=max_calls)
         answers = []
         for _ in range(5):  # waves: queued uploads must be picked up when calls return
             answers += await asyncio.wait_for(_gather(coalescer, [b"3"] * 17), 5)
@@ -142,7 +142,7 @@ def test_a_bug_in_the_call_reaches_every_waiter_instead_of_leaving_them_waiting(
             raise RuntimeError("a bug")
 
     async def scenario():  # type: ignore[no-untyped-def]
-        return await asyncio.wait_for(_gather(Coalescer(Broken(), timeout=5, max_calls=1), [b"1", b"2", b"3"]), 5)
+        return await asyncio.wait_for(_gather(RecognizeCoalescer(Broken(), timeout=5, max_calls=1), [b"1", b"2", b"3"]), 5)
 
     answers = asyncio.run(scenario())
     assert answers[0].digit == 1  # type: ignore[union-attr]
@@ -152,7 +152,7 @@ def test_a_bug_in_the_call_reaches_every_waiter_instead_of_leaving_them_waiting(
 def test_a_cancelled_call_settles_its_waiters_and_a_departed_client_is_not_sent():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer(delay=0.2)
-        coalescer = Coalescer(fake, timeout=5, max_calls=1)
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=1)
         first = asyncio.create_task(coalescer.recognize(b"1", "image/png"))
         gone = asyncio.create_task(coalescer.recognize(b"2", "image/png"))
         waiting = asyncio.create_task(coalescer.recognize(b"3", "image/png"))
