@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.recognizer.order import median, order_stats
+
 # PIL's own guard against decompression bombs is global; ours (Limits) is checked first and
 # gives a clearer message, so PIL's only has to stop what ours would miss.
 Image.MAX_IMAGE_PIXELS = 100_000_000
@@ -197,13 +199,13 @@ def _background(gray: np.ndarray) -> np.ndarray:
     grid = np.asarray(Image.fromarray(gray).resize(grid_size, Image.Resampling.BOX), dtype=np.float64)
     terms = _quadratic_terms(grid.shape)
     values = grid.ravel()
-    paper = values <= np.median(values)  # the paper is the majority of any photo of a digit
+    paper = values <= median(values)  # the paper is the majority of any photo of a digit
     for _ in range(3):
         if paper.sum() < 12:
-            return np.full_like(gray, float(np.median(values)))
+            return np.full_like(gray, median(values))
         coefficients = _least_squares(terms[paper], values[paper])
         fitted = terms @ coefficients
-        spread = 1.4826 * float(np.median(np.abs(values[paper] - fitted[paper])))
+        spread = 1.4826 * median(np.abs(values[paper] - fitted[paper]))
         refined = values - fitted <= 2.5 * spread + 0.02
         if np.array_equal(refined, paper):  # converged: another round would fit the same cells
             break
@@ -245,8 +247,7 @@ def _polarity_is_dark_ink(gray: np.ndarray) -> bool:
     """Is the ink darker than the paper? The paper is the typical (median) level; the ink is the
     side that departs from it the most, whatever the paper's brightness or tint."""
     sample = _sample(gray)
-    paper = float(np.median(sample))
-    low, high = np.percentile(sample, [0.2, 99.8])
+    paper, (low, high) = order_stats(sample, (0.2, 99.8))
     return paper - float(low) > float(high) - paper
 
 
@@ -257,7 +258,7 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     if ink is None:
         # Nothing stands out in the sample: perhaps a digit too small in a large frame to
         # reach its percentiles. Look at every pixel's extremes instead (slower, and rare).
-        paper = float(np.median(_sample(gray)))
+        paper = median(_sample(gray))
         flat = gray.ravel()
         k = min(RARE_PIXELS, flat.size - 1)
         low, high = float(np.partition(flat, k)[k]), float(np.partition(flat, -k - 1)[-k - 1])
@@ -274,17 +275,18 @@ def _ink(gray: np.ndarray, rare: bool) -> np.ndarray | None:
     strongest pixel of all."""
     residual = gray - _background(gray)
     sample = _sample(residual)
+    middle, (top,) = order_stats(sample, (99.9,), alone=True)
     if rare:
         flat = residual.ravel()
         k = min(RARE_PIXELS, flat.size - 1)
         peak = float(np.partition(flat, -k - 1)[-k - 1])
     else:
-        peak = float(np.percentile(sample, 99.9)) if sample.size >= 1000 else float(sample.max())
+        peak = top if sample.size >= 1000 else float(sample.max())
     if peak < MIN_CONTRAST:
         return None
     # Paper texture, sensor and JPEG noise: the robust spread of the residual, which is mostly
     # paper (measured before clipping, or half the paper's noise would be hidden at zero).
-    sigma = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) / peak
+    sigma = 1.4826 * median(np.abs(sample - middle)) / peak
     floor = min(0.5, NOISE_SIGMAS * sigma)
     ink = np.clip((residual / peak - floor) / (1.0 - floor), 0.0, 1.0)
     return ink.astype(np.float32)
