@@ -77,7 +77,7 @@ def copy(session: Session, config: Config, store: RecognitionStore, again: bool 
         record = from_row(row)
         key = (hour_of(record.received_at), schema.shard_of(record.id))
         address_ttl = row["address_ttl"] or 0  # what is left of it (None: no TTL, or no address)
-        pending.append(store.rows(record, BatchType.LOGGED, address_ttl, key not in indexed, listings_only=True))
+        pending.append(store.rows.batch(record, BatchType.LOGGED, address_ttl, key not in indexed, listings_only=True))
         indexed.add(key)
         if len(pending) == PAGE_ROWS:
             count += _write(session, pending)

@@ -191,7 +191,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
             await self._fail(context, "record", refused.kind, refused.code, refused.message, refused.reason)
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
-        self._recorded(prepared)
+        self._recorded([prepared])
         if prepared.replayed:
             context.set_trailing_metadata(((trailers.REPLAYED, "true"),))
         # The caller sent the image: echoing it back would only copy it twice more.
@@ -221,6 +221,7 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
             await store.record([p.record for p in prepared], deadline)
         except failures.UNAVAILABLE as exc:
             await self._cassandra_failed(context, "record", exc, store.write_consistency)
+        self._recorded(prepared)
         results = []
         for outcome in outcomes:
             if isinstance(outcome, Refused):
@@ -228,17 +229,17 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
                 results.append(recorder_pb2.RecordBatchResult(error=outcome.to_proto()))
             else:
                 assert isinstance(outcome, Prepared)
-                self._recorded(outcome)
                 stored = to_proto(dataclasses.replace(outcome.record, image=None))
                 results.append(recorder_pb2.RecordBatchResult(recognition=stored, replayed=outcome.replayed))
         return recorder_pb2.RecordBatchResponse(results=results)
 
-    def _recorded(self, prepared: Prepared) -> None:
-        record = prepared.record
-        RECORDS.inc()
-        self.count_record(record, prepared.replayed)  # the dashboard's counters, in the background
-        log.info("recorded", extra={"id": str(record.id), "digit": record.digit, "bytes": record.image_size,
-                                    "replayed": prepared.replayed})  # fmt: skip
+    def _recorded(self, stored: list[Prepared]) -> None:
+        RECORDS.inc(len(stored))
+        for prepared in stored:
+            self.count_record(prepared.record, prepared.replayed)  # the dashboard's counters, in the background
+        # One line a call: the gateway's request line names each upload's record already.
+        log.info("recorded", extra={"ids": [str(p.record.id) for p in stored],
+                                    "replayed": [str(p.record.id) for p in stored if p.replayed]})  # fmt: skip
 
     async def _read(self, context, operation: str, record_id: str, include_image: bool) -> Stored:  # type: ignore[no-untyped-def]
         """The record ``record_id``, if the caller may see it; else the call ends."""

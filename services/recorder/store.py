@@ -1,14 +1,15 @@
 """Recognition records in Cassandra, through the DataStax driver with prepared statements.
 
-Writing a record (see ``schema.py`` for the tables):
+Writing records (see ``schema.py`` for the tables, ``rows.py`` for the rows):
 
 1. the image chunks, each an idempotent single-partition INSERT (an image of at most
-   ``INLINE_IMAGE_BYTES``, most uploads, goes in the batch instead: one round trip);
-2. then one LOGGED BATCH of the small rows: ``recognitions``, ``recognitions_by_hour`` and, for
-   a named user, ``recognitions_by_user_day`` and ``user_days``; and ``recognition_hours`` if
-   this process has not yet written a record to that hour and shard. The batch log makes
-   Cassandra finish all of them once any is applied, so no listing ever shows a record that the
-   others miss, and no record is in an (hour, shard) that the index does not list.
+   ``rows.INLINE_IMAGE_BYTES``, most uploads, goes in the batch instead: one round trip);
+2. then LOGGED BATCHes of the small rows, several records to a batch (``rows.batches``):
+   ``recognitions``, ``recognitions_by_hour`` and, for a named user, ``recognitions_by_user_day``
+   and ``user_days``; and ``recognition_hours`` if this process has not yet written a record to
+   that hour and shard. The batch log makes Cassandra finish all of a batch once any of it is
+   applied, so no listing ever shows a record that the others miss, and no record is in an
+   (hour, shard) that the index does not list.
 
 Every record is found through the batch's rows, which are written after the image, so a
 record that can be found always has its image. A write that fails between the two steps
@@ -51,17 +52,8 @@ from services.recorder.listing import Listings
 from services.recorder.metrics import BATCHLOG_FALLBACKS, CASSANDRA_SECONDS
 from services.recorder.paging import Cursor, UserQuery, WindowQuery, day_of, hour_of, month_of
 from services.recorder.records import Claim, Page, Record, from_row, is_whole, utc
+from services.recorder.rows import TABLE_KEYS, RecordRows, batches, inline, write_timestamp
 
-# Images up to this size are written inside the record's batch. Cassandra warns about batches
-# over 5 KiB (batch_size_warn_threshold) and refuses them over 50 KiB; with the rows (~1 KiB)
-# this stays under the warning.
-INLINE_IMAGE_BYTES = 3 * 1024
-# Records in one logged batch, and its estimated size: under Cassandra's default refusal
-# threshold (batch_size_fail_threshold, 50 KiB) with room to spare. Batches of several records
-# pass the default warning threshold (5 KiB), which our Cassandra configuration raises to 40 KiB.
-BATCH_RECORDS = 16
-BATCH_BYTES = 32 * 1024
-_ROW_BYTES = 1024  # a record's rows without the image, generously
 
 
 class DeadlineExceeded(Exception):
@@ -75,19 +67,10 @@ _COLUMNS = tuple(schema.RECORD_COLUMNS)
 # listing tables were created after them and never had them.
 _COLUMN_LIST = ", ".join((*_COLUMNS, *schema.LEGACY_COLUMNS))
 _LISTED_COLUMN_LIST = ", ".join(_COLUMNS)
-# Inserted with the row; the client address is set apart, with its own TTL.
-# Not the label either: only labelling writes it, later (a null here would be a tombstone).
-_INSERTED = tuple(c for c in _COLUMNS if c != "client_address" and c not in schema.LABEL_COLUMNS)
-_INSERTED_LIST = ", ".join(_INSERTED)
 _DAY = 86_400
 # (hour, shard) pairs this process has indexed; past this many it starts over (the price is
 # one index row rewritten per pair).
 _INDEXED_MAX = 4096
-
-
-def write_timestamp(received_at: datetime) -> int:
-    """A record's write timestamp (microseconds): its receipt time, the same on every retry."""
-    return int(received_at.timestamp() * 1_000_000)
 
 
 def _result(future: ResponseFuture) -> asyncio.Future:
@@ -109,25 +92,6 @@ def _batch_log_failed(exc: Exception) -> bool:
     return isinstance(exc, WriteTimeout) and exc.write_type == WriteType.BATCH_LOG
 
 
-def _chunks(image: bytes) -> list[bytes]:
-    return [image[i : i + schema.IMAGE_CHUNK_BYTES] for i in range(0, len(image), schema.IMAGE_CHUNK_BYTES)]
-
-
-def _batches(records: Sequence[Record]) -> list[list[Record]]:
-    """``records`` in order, cut into logged batches of at most BATCH_RECORDS and about BATCH_BYTES."""
-    batches: list[list[Record]] = []
-    size = 0
-    for record in records:
-        image = len(record.image or b"")
-        cost = _ROW_BYTES + (image if image <= INLINE_IMAGE_BYTES else 0)
-        if not batches or len(batches[-1]) >= BATCH_RECORDS or size + cost > BATCH_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(record)
-        size += cost
-    return batches
-
-
 class RecognitionStore:
     def __init__(self, session: Session, config: Config) -> None:
         self._session = session
@@ -146,43 +110,14 @@ class RecognitionStore:
             statement.is_idempotent = True
             return statement
 
-        marks = ", ".join("?" * len(_INSERTED))
-        written = "USING TIMESTAMP ?"
-        self._insert_chunk = prepare(
-            f"INSERT INTO {ks}.images (id, chunk, data) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?",
-            write_cl,
-        )
-        self._insert = prepare(
-            f"INSERT INTO {ks}.recognitions ({_INSERTED_LIST}) VALUES ({marks}) {written}", write_cl
-        )
-        self._insert_by_hour = prepare(
-            f"INSERT INTO {ks}.recognitions_by_hour (hour, shard, {_INSERTED_LIST}) VALUES (?, ?, {marks}) {written}",
-            write_cl,
-        )
-        self._insert_hour = prepare(
-            f"INSERT INTO {ks}.recognition_hours (day, hour, shard) VALUES (?, ?, ?) {written}", write_cl
-        )
-        self._insert_by_user = prepare(
-            f"INSERT INTO {ks}.recognitions_by_user_day (day, {_INSERTED_LIST}) VALUES (?, {marks}) {written}",
-            write_cl,
-        )
-        self._insert_user_day = prepare(f"INSERT INTO {ks}.user_days (user, day) VALUES (?, ?) {written}", write_cl)
-        # Per table: the client address (with its TTL), and the deletion, by the table's key.
-        keys = {"recognitions": "id = ?", "recognitions_by_hour": "hour = ? AND shard = ? AND id = ?",
-                "recognitions_by_user_day": "user = ? AND day = ? AND id = ?"}  # fmt: skip
-        self._set_address = {
-            table: prepare(
-                f"UPDATE {ks}.{table} USING TTL ? AND TIMESTAMP ? SET client_address = ? WHERE {key}",
-                write_cl,
-            )
-            for table, key in keys.items()
-        }
+        # A record's rows in every table (rows.py).
+        self.rows = RecordRows(prepare, ks, write_cl)
         # The legacy tables too: a deletion removes a record's old copies (schema.py).
         legacy = {"recognitions_by_day": "day = ? AND id = ?",
                   "recognitions_by_user": "user = ? AND month = ? AND id = ?"}  # fmt: skip
         self._delete = {
             table: prepare(f"DELETE FROM {ks}.{table} USING TIMESTAMP ? WHERE {key}", write_cl)
-            for table, key in {**keys, **legacy, "images": "id = ?"}.items()
+            for table, key in {**TABLE_KEYS, **legacy, "images": "id = ?"}.items()
         }
         self._indexed: set[tuple[datetime, int]] = set()
         self._insert_token = prepare(
@@ -278,15 +213,11 @@ class RecognitionStore:
         ttl = self._config.image_retention_days * _DAY
         # A small image (a canvas drawing, a cropped scan) rides in the batch: one round trip
         # instead of two, and still atomic with the rows. Larger ones are written first.
-        large = [r for r in records if len(r.image or b"") > INLINE_IMAGE_BYTES]
+        large = [r for r in records if not inline(r)]
         await asyncio.gather(
-            *(
-                self._write(self._insert_chunk, [r.id, n, chunk, ttl, write_timestamp(r.received_at)], deadline)
-                for r in large
-                for n, chunk in enumerate(_chunks(r.image or b""))
-            )
+            *(self._write(statement, values, deadline) for r in large for statement, values in self.rows.chunks(r, ttl))
         )
-        await asyncio.gather(*(self._write_rows(group, deadline) for group in _batches(records)))
+        await asyncio.gather(*(self._write_rows(group, deadline) for group in batches(records)))
         CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
 
     async def _write_rows(self, records: Sequence[Record], deadline: float) -> None:
@@ -302,11 +233,10 @@ class RecognitionStore:
             indexed: set[tuple[datetime, int]] = set()
             for record in records:
                 key = (hour_of(record.received_at), schema.shard_of(record.id))
-                self.add_rows(rows, record, address_ttl, index=key in new_keys and key not in indexed)
+                self.rows.add(rows, record, address_ttl, index=key in new_keys and key not in indexed)
                 indexed.add(key)
-                image = record.image or b""
-                if len(image) <= INLINE_IMAGE_BYTES:
-                    rows.add(self._insert_chunk, [record.id, 0, image, ttl, write_timestamp(record.received_at)])
+                if inline(record):
+                    rows.add(*self.rows.chunks(record, ttl)[0])
             return rows
 
         try:
@@ -328,45 +258,6 @@ class RecognitionStore:
         if len(self._indexed) + len(new_keys) > _INDEXED_MAX:
             self._indexed.clear()
         self._indexed |= new_keys
-
-    def rows(
-        self, record: Record, batch_type: BatchType, address_ttl: int, index: bool, listings_only: bool = False
-    ) -> BatchStatement:
-        """The record's rows for every query, in a batch of their own (see ``add_rows``)."""
-        batch = BatchStatement(batch_type=batch_type, consistency_level=self._write_cl)
-        batch.is_idempotent = True
-        self.add_rows(batch, record, address_ttl, index, listings_only)
-        return batch
-
-    def add_rows(
-        self, batch: BatchStatement, record: Record, address_ttl: int, index: bool, listings_only: bool = False
-    ) -> None:
-        """Add the record's rows for every query to ``batch``, each written at its receipt time.
-
-        ``address_ttl`` is the client address's TTL in seconds (0: none); ``index`` adds the time
-        log's index row; ``listings_only`` leaves out the ``recognitions`` row (the legacy copy:
-        it exists already).
-        """
-        values = [record.probabilities if name == "scores" else getattr(record, name) for name in _INSERTED]
-        stamp = write_timestamp(record.received_at)
-        address = [address_ttl, stamp, record.client_address]
-        hour, shard, day = hour_of(record.received_at), schema.shard_of(record.id), day_of(record.received_at)
-        # No address (none given, or expired before a copy): nothing to set.
-        has_address = bool(record.client_address)
-        if not listings_only:
-            batch.add(self._insert, [*values, stamp])
-            if has_address:
-                batch.add(self._set_address["recognitions"], [*address, record.id])
-        batch.add(self._insert_by_hour, [hour, shard, *values, stamp])
-        if has_address:
-            batch.add(self._set_address["recognitions_by_hour"], [*address, hour, shard, record.id])
-        if index:
-            batch.add(self._insert_hour, [day, hour, shard, stamp])
-        if record.user:
-            batch.add(self._insert_by_user, [day, *values, stamp])
-            if has_address:
-                batch.add(self._set_address["recognitions_by_user_day"], [*address, record.user, day, record.id])
-            batch.add(self._insert_user_day, [record.user, day, stamp])
 
     async def delete(self, record: Record, deadline: float) -> None:
         """Remove ``record`` from every table and its image, in one logged batch: all or none.

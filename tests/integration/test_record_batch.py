@@ -13,7 +13,7 @@ from digits import errors
 from digits.v1 import recorder_pb2, recorder_pb2_grpc
 from services.recorder.config import Config
 from services.recorder.server import build
-from services.recorder.store import BATCH_RECORDS, INLINE_IMAGE_BYTES
+from services.recorder.rows import BATCH_RECORDS, INLINE_IMAGE_BYTES
 from tests.conftest import TEST_CASSANDRA_HOST
 from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
 from tests.recording import SEVEN, record_request

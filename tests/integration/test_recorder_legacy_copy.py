@@ -15,7 +15,7 @@ from services.recorder import legacy, migrate, schema
 from services.recorder.config import Config
 from services.recorder.ids import record_id
 from services.recorder.listing import timeuuid_key
-from services.recorder.store import write_timestamp
+from services.recorder.rows import write_timestamp
 from tests.conftest import TEST_CASSANDRA_HOST
 from tests.helpers import TEST_ADMIN_TOKEN
 from tests.recording import admin_stub, SEVEN, timestamp
