@@ -114,7 +114,7 @@ def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) ->
                 image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
             image.load()
             before = image.size
-            image = ImageOps.exif_transpose(image) or image
+            ImageOps.exif_transpose(image, in_place=True)  # not a copy of every upright upload
             if image.size != before:  # turned a quarter: the full size turns with it
                 width, height = height, width
             return _working_mode(image), (width, height)
