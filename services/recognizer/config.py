@@ -18,8 +18,9 @@ class Config:
     model_dir: str = DEFAULT_MODEL_DIR  # RECOGNIZER_MODEL_DIR: holds saved_model/ and model.json
     max_image_bytes: int = 10 * 1024 * 1024  # RECOGNIZER_MAX_IMAGE_BYTES
     max_image_pixels: int = 40_000_000  # RECOGNIZER_MAX_IMAGE_PIXELS: declared width × height
-    # Threads for decoding images, off the event loop. The model has one thread of its own
-    # (see batching.py); TensorFlow parallelises each model call itself.
+    # Threads for decoding large images (over inline_max_bytes: photos), off the event loop;
+    # small ones share one thread of their own (see server._groups). The model has one thread
+    # of its own (see batching.py).
     worker_threads: int = 2  # RECOGNIZER_WORKER_THREADS
     # A lone image up to this size, arriving while no other is being decoded, is decoded on the
     # event loop: at low load a hand-off to a worker thread costs more time than it saves

@@ -146,6 +146,25 @@ def test_recognize_batch_answers_each_image_in_order_and_fails_bad_ones_alone(re
     assert {reply.results[i].recognition.model_version for i in good} == {reply.model_version}
 
 
+def test_a_batch_of_small_and_large_images_answers_each_in_order(recognizer):
+    """Small images are decoded on one thread and large ones spread over the others
+    (server._groups): each answer must still be its own image's, whatever part it went to."""
+    images, _ = mnist_test(12)
+    noise = np.random.default_rng(0).integers(0, 40, (700, 700), dtype=np.uint8)  # grainy paper
+    uploads = []
+    for i, image in enumerate(images):
+        if i % 3 == 1:  # a noisy 700 px photo-like PNG, far past the small-image size
+            big = np.asarray(Image.fromarray(255 - image).resize((700, 700)), dtype=np.uint8)
+            uploads.append(encode(np.minimum(big, 255 - noise)))
+            assert len(uploads[-1]) > Config().inline_max_bytes
+        else:
+            uploads.append(encode(255 - image))
+    stub = recognizer_pb2_grpc.RecognizerStub(recognizer)
+    alone = [stub.Recognize(recognizer_pb2.RecognizeRequest(image=u), timeout=10).digit for u in uploads]
+    reply = stub.RecognizeBatch(recognizer_pb2.RecognizeBatchRequest(images=uploads), timeout=30)
+    assert [r.recognition.digit for r in reply.results] == alone
+
+
 def test_recognize_batch_of_nothing_is_an_empty_answer(recognizer):
     reply = recognizer_pb2_grpc.RecognizerStub(recognizer).RecognizeBatch(
         recognizer_pb2.RecognizeBatchRequest(images=[]), timeout=10
