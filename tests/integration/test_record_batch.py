@@ -10,8 +10,9 @@ import grpc
 import pytest
 
 from digits import errors
-from digits.v1 import recorder_pb2, recorder_pb2_grpc
+from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
 from services.recorder.config import Config
+from services.recorder.requests import MAX_CONTENT_TYPE, MAX_FILENAME, MAX_MODEL_VERSION, MAX_USER
 from services.recorder.server import build
 from services.recorder.rows import BATCH_RECORDS, INLINE_IMAGE_BYTES
 from tests.conftest import TEST_CASSANDRA_HOST
@@ -62,6 +63,25 @@ def test_every_record_is_stored_and_answered_in_order(admin):
         again = admin.GetRecognition(recorder_pb2.GetRecognitionRequest(id=stored.id, include_image=True), timeout=10)
         assert again.image == request.recognition.image
     assert sorted(_history(admin, user)) == sorted(r.recognition.id for r in reply.results)
+
+
+def test_records_with_every_field_at_its_longest_stay_under_cassandras_batch_limit(admin, cql):
+    """Cassandra refuses a batch over 50 KiB (batch_size_fail_threshold): records whose texts
+    are all at their longest, with 12 digits and an inline image, must be cut into batches that
+    it accepts (rows.batch_bytes)."""
+    user = "u" * MAX_USER
+    digits = [recognizer_pb2.DigitReading(digit=1, confidence=0.9, box=recognizer_pb2.BoundingBox(width=9, height=9))] * 12
+    image = SEVEN + bytes(INLINE_IMAGE_BYTES - len(SEVEN))  # the largest image that rides in the batch
+    requests = [
+        record_request(
+            user=user, image=image, filename="f" * MAX_FILENAME, content_type="c" * MAX_CONTENT_TYPE,
+            model_version="m" * MAX_MODEL_VERSION, client_address="f" * 39, number="1" * 12, digits=digits,
+        )
+        for _ in range(32)
+    ]  # fmt: skip
+    reply = admin.RecordBatch(recorder_pb2.RecordBatchRequest(requests=requests), timeout=30)
+    assert all(r.HasField("recognition") for r in reply.results), [r.error for r in reply.results]
+    assert len(_history(admin, user)) == 32
 
 
 def test_a_request_record_would_refuse_fails_alone(admin):
