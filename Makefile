@@ -13,7 +13,7 @@ REQS    := requirements-dev.txt services/recognizer/requirements.txt services/re
 # The client package and its `digits` CLI (clients/python), with the stubs it ships.
 REQS    += clients/python/pyproject.toml clients/python/hatch_build.py $(wildcard digits/v1/*.py*)
 
-.PHONY: help run test browser test-faults test-images images kube-tools deps cassandra protos train export-corrections eval eval-realworld eval-styles bench bench-recognizer bench-recorder clean
+.PHONY: help run test browser test-faults test-images images kube-tools deps cassandra protos train export-corrections eval eval-realworld eval-styles bench bench-recognizer bench-recorder bench-record-batching clean
 
 help:
 	@echo "make run      start Cassandra, recognizer, recorder and gateway (http://127.0.0.1:8080)"
@@ -28,7 +28,7 @@ help:
 	@echo "make eval-realworld   accuracy on generated real-world uploads, through the HTTP API"
 	@echo "make eval-styles      styles MNIST lacks, not-a-digit refusal, numbers, calibration, through the HTTP API"
 	@echo "make bench    the stack against a seed-style app under wrk, with ratios, stages and overload (BENCH_SECONDS=15)"
-	@echo "make bench-recognizer / bench-recorder   benchmarks: tables and plots in benchmarks/results/"
+	@echo "make bench-recognizer / bench-recorder / bench-record-batching   benchmarks: tables and plots in benchmarks/results/"
 
 # The virtual environment is rebuilt only when a requirements file changes.
 $(STAMP): $(REQS)
@@ -108,6 +108,9 @@ bench-recognizer: deps
 
 bench-recorder: deps cassandra
 	$(PY) -m benchmarks.recorder
+
+bench-record-batching: deps cassandra
+	$(PY) -m benchmarks.record_batching
 
 clean:
 	rm -rf .run .pytest_cache
