@@ -68,8 +68,10 @@ async def call(
     timeout: float,
     metadata: tuple[tuple[str, str], ...] = (),
     trailers: dict[str, str] | None = None,
+    passthrough: tuple[grpc.StatusCode, ...] = (),
 ):
-    """One call; its failure as a Problem. ``trailers``, if given, receives the call's trailers."""
+    """One call; its failure as a Problem. ``trailers``, if given, receives the call's trailers;
+    a failure with a code in ``passthrough`` is raised as it is, for the caller to handle."""
     start = time.perf_counter()
     try:
         pending = rpc(request, timeout=timeout, metadata=metadata or None)
@@ -79,6 +81,8 @@ async def call(
         return reply
     except grpc.aio.AioRpcError as exc:
         UPSTREAM_ERRORS.labels(dependency, exc.code().name).inc()
+        if exc.code() in passthrough:
+            raise
         raise to_problem(exc, dependency) from None
     finally:
         # Each method has a request message of its own, named after it.

@@ -18,6 +18,7 @@ the service refuses fails alone, as the same problem a single call gives.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -37,6 +38,8 @@ BATCH_SIZE = Histogram(
     "Uploads per call to the recognizer (1: a plain Recognize).",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+log = logging.getLogger(__name__)
+
 RECORD_BATCH_SIZE = Histogram(
     "digits_gateway_record_batch_size",
     "Records per call to the recorder (1: a plain Record).",
@@ -201,10 +204,19 @@ Stored = tuple[recorder_pb2.Recognition, bool]  # the record, and whether it was
 
 
 class RecordCoalescer(Coalescer[Stored]):
-    """``record(request, credentials)`` through Record and RecordBatch."""
+    """``record(request, credentials)`` through Record and RecordBatch.
+
+    A recorder older than RecordBatch (during a rolling upgrade, the gateway's pods may be new
+    before the recorder's) answers it UNIMPLEMENTED: the batch then goes as single Records, and
+    so do later batches for a minute, when RecordBatch is tried again."""
 
     dependency = "recorder"
     sizes = RECORD_BATCH_SIZE
+    RETRY_BATCHES_AFTER = 60.0  # seconds
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._singles_until = 0.0  # monotonic: until then, no RecordBatch
 
     async def record(self, request: recorder_pb2.RecordRequest, credentials: tuple[tuple[str, str], ...]) -> Stored:
         """The stored record, and whether its Idempotency-Key had stored it before; the failure
@@ -217,14 +229,36 @@ class RecordCoalescer(Coalescer[Stored]):
         _settle(item, (stored, trailers.get(REPLAYED) == "true"))
 
     async def _many(self, batch: list[_Item[Stored]], timeout: float) -> None:
+        if time.monotonic() < self._singles_until:
+            await self._singles(batch, timeout)
+            return
         request = recorder_pb2.RecordBatchRequest(requests=[i.message for i in batch])
-        reply = await call("recorder", self._stub.RecordBatch, request, timeout, batch[0].key)  # type: ignore[arg-type]
+        try:
+            reply = await call(
+                "recorder", self._stub.RecordBatch, request, timeout, batch[0].key,  # type: ignore[arg-type]
+                passthrough=(grpc.StatusCode.UNIMPLEMENTED,),
+            )  # fmt: skip
+        except grpc.aio.AioRpcError:  # UNIMPLEMENTED: nothing of the batch was stored
+            log.warning("the recorder does not know RecordBatch; sending single Records for a while")
+            self._singles_until = time.monotonic() + self.RETRY_BATCHES_AFTER
+            await self._singles(batch, timeout)
+            return
         if self._pair(batch, reply.results):
             for item, result in zip(batch, reply.results):
                 if result.HasField("error"):
                     _settle(item, client_problem(result.error.reason, result.error.message, "recorder"))
                 else:
                     _settle(item, (result.recognition, result.replayed))
+
+
+    async def _singles(self, batch: list[_Item[Stored]], timeout: float) -> None:
+        async def one(item: _Item[Stored]) -> None:
+            try:
+                await self._one(item, timeout)
+            except Problem as problem:
+                _settle(item, problem)
+
+        await asyncio.gather(*(one(item) for item in batch))
 
 
 def _settle(item: _Item[Answer], outcome: Answer | Problem) -> None:

@@ -217,11 +217,12 @@ class RecorderServicer(FeedbackRPCs, recorder_pb2_grpc.RecorderServicer):
             if isinstance(outcome, BaseException) and not isinstance(outcome, Refused):
                 raise outcome
         prepared = [o for o in outcomes if isinstance(o, Prepared)]
-        try:
-            await store.record([p.record for p in prepared], deadline)
-        except failures.UNAVAILABLE as exc:
-            await self._cassandra_failed(context, "record", exc, store.write_consistency)
-        self._recorded(prepared)
+        if prepared:
+            try:
+                await store.record([p.record for p in prepared], deadline)
+            except failures.UNAVAILABLE as exc:
+                await self._cassandra_failed(context, "record", exc, store.write_consistency)
+            self._recorded(prepared)
         results = []
         for outcome in outcomes:
             if isinstance(outcome, Refused):

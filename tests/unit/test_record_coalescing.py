@@ -121,3 +121,31 @@ def test_a_refused_record_fails_alone_as_its_problem():
     refused = answers[2]
     assert isinstance(refused, Problem) and refused.slug == "forbidden"
     assert [a[0].id for i, a in enumerate(answers) if i != 2] == ["r0", "r1", "r3"]  # type: ignore[index]
+
+
+def test_a_recorder_without_record_batch_gets_single_records_instead():
+    """A recorder from before RecordBatch (a rolling upgrade) answers it UNIMPLEMENTED: every
+    record is still stored, as single Records, and no RecordBatch is tried for a while."""
+    import grpc
+
+    class Older(FakeRecorder):
+        batch_calls = 0
+
+        def RecordBatch(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+            async def fail():  # type: ignore[no-untyped-def]
+                Older.batch_calls += 1
+                raise grpc.aio.AioRpcError(grpc.StatusCode.UNIMPLEMENTED, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+            return _Pending(fail(), ())
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = Older()
+        coalescer = RecordCoalescer(fake, timeout=5, max_calls=1)
+        answers = []
+        for wave in range(3):
+            answers += await asyncio.gather(*(coalescer.record(_request(f"w{wave}r{i}"), ()) for i in range(8)))
+        return fake, answers
+
+    fake, answers = asyncio.run(scenario())
+    assert [stored.id for stored, _ in answers] == [f"w{w}r{i}" for w in range(3) for i in range(8)]
+    assert Older.batch_calls == 1 and all(n == 1 for _, n in fake.calls)
