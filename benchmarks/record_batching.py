@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.http.procs import cpu_seconds
 from scripts.cassandra import CassandraCluster
 from services.recorder.config import Config
 from services.recorder.ids import record_id, to_millis
@@ -46,16 +46,11 @@ def _record() -> Record:
     )  # fmt: skip
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _run(store: RecognitionStore, pid: int, group: int, records: int, rate: float) -> tuple[float, float, float]:
     """Cassandra's and this process's CPU ms per record, and records/s, storing ``records`` in
     calls of ``group`` at ``rate`` records/s."""
     batches = [[_record() for _ in range(group)] for _ in range(records // group)]
-    cassandra, own, started = _cpu_seconds(pid), time.process_time(), time.perf_counter()
+    cassandra, own, started = cpu_seconds([pid]), time.process_time(), time.perf_counter()
     pending = []
     for batch in batches:
         pending.append(asyncio.ensure_future(store.record(batch, time.monotonic() + 10)))
@@ -64,7 +59,7 @@ async def _run(store: RecognitionStore, pid: int, group: int, records: int, rate
     done = group * len(batches)
     seconds = time.perf_counter() - started
     return (
-        1000 * (_cpu_seconds(pid) - cassandra) / done,
+        1000 * (cpu_seconds([pid]) - cassandra) / done,
         1000 * (time.process_time() - own) / done,
         done / seconds,
     )
