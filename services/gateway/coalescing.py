@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -33,13 +33,13 @@ from digits.v1 import recognizer_pb2, recorder_pb2
 from services.gateway.backends import call, client_problem
 from services.gateway.problems import Problem
 
+log = logging.getLogger(__name__)
+
 BATCH_SIZE = Histogram(
     "digits_gateway_recognize_batch_size",
     "Uploads per call to the recognizer (1: a plain Recognize).",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
-log = logging.getLogger(__name__)
-
 RECORD_BATCH_SIZE = Histogram(
     "digits_gateway_record_batch_size",
     "Records per call to the recorder (1: a plain Record).",
@@ -155,15 +155,20 @@ class Coalescer(Generic[Answer]):
     async def _many(self, batch: list[_Item[Answer]], timeout: float) -> None:
         raise NotImplementedError
 
-    def _pair(self, batch: list[_Item[Answer]], results: Any) -> bool:
-        """Whether ``results`` has one result per item; if not, every item fails (a broken
-        server: answers are never paired by guesswork)."""
-        if len(results) == len(batch):
-            return True
-        failure = Problem("dependency-failed", f"the {self.dependency} could not answer ({grpc.StatusCode.INTERNAL.name})")
-        for item in batch:
-            _settle(item, failure)
-        return False
+    def _settle_each(self, batch: list[_Item[Answer]], results: Any, answer: Callable[[Any], Answer]) -> None:
+        """Give each item its result of a batch call: ``answer(result)``, or the problem of the
+        result's ``error``. Results that are not one per item fail every item (a broken server:
+        answers are never paired by guesswork)."""
+        if len(results) != len(batch):
+            failure = Problem("dependency-failed", f"the {self.dependency} could not answer ({grpc.StatusCode.INTERNAL.name})")
+            for item in batch:
+                _settle(item, failure)
+            return
+        for item, result in zip(batch, results):
+            if result.HasField("error"):
+                _settle(item, client_problem(result.error.reason, result.error.message, self.dependency))
+            else:
+                _settle(item, answer(result))
 
     def _busy(self) -> Problem:
         return Problem("dependency-unavailable", f"the {self.dependency} is too busy; retry shortly", retry_after=1)
@@ -192,12 +197,7 @@ class RecognizeCoalescer(Coalescer[recognizer_pb2.RecognizeResponse]):
             images=[i.message.image for i in batch], include_fields=any(i.message.include_fields for i in batch)
         )
         reply = await call("recognizer", self._stub.RecognizeBatch, request, timeout)
-        if self._pair(batch, reply.results):
-            for item, result in zip(batch, reply.results):
-                if result.HasField("error"):
-                    _settle(item, client_problem(result.error.reason, result.error.message, "recognizer"))
-                else:
-                    _settle(item, result.recognition)
+        self._settle_each(batch, reply.results, lambda result: result.recognition)
 
 
 Stored = tuple[recorder_pb2.Recognition, bool]  # the record, and whether it was replayed
@@ -243,13 +243,7 @@ class RecordCoalescer(Coalescer[Stored]):
             self._singles_until = time.monotonic() + self.RETRY_BATCHES_AFTER
             await self._singles(batch, timeout)
             return
-        if self._pair(batch, reply.results):
-            for item, result in zip(batch, reply.results):
-                if result.HasField("error"):
-                    _settle(item, client_problem(result.error.reason, result.error.message, "recorder"))
-                else:
-                    _settle(item, (result.recognition, result.replayed))
-
+        self._settle_each(batch, reply.results, lambda result: (result.recognition, result.replayed))
 
     async def _singles(self, batch: list[_Item[Stored]], timeout: float) -> None:
         async def one(item: _Item[Stored]) -> None:
