@@ -217,22 +217,21 @@ class RecognitionStore:
         await asyncio.gather(
             *(self._write(statement, values, deadline) for r in large for statement, values in self.rows.chunks(r, ttl))
         )
-        await asyncio.gather(*(self._write_rows(group, deadline) for group in batches(records)))
+        await asyncio.gather(*(self._write_rows(group, ttl, deadline) for group in batches(records)))
         CASSANDRA_SECONDS.labels("record", self.write_consistency).observe(time.perf_counter() - started)
 
-    async def _write_rows(self, records: Sequence[Record], deadline: float) -> None:
-        """One logged batch: every row of ``records``, and their images if small."""
-        ttl = self._config.image_retention_days * _DAY
+    async def _write_rows(self, records: Sequence[Record], ttl: int, deadline: float) -> None:
+        """One logged batch: every row of ``records``, and their images if small (``ttl``: the
+        images' time to live)."""
         address_ttl = self._config.client_address_retention_days * _DAY
-        keys = {(hour_of(r.received_at), schema.shard_of(r.id)) for r in records}
-        new_keys = keys - self._indexed
+        keys = [(hour_of(r.received_at), schema.shard_of(r.id)) for r in records]  # (hour, shard)
+        new_keys = set(keys) - self._indexed
 
         def batch(kind: BatchType) -> BatchStatement:
             rows = BatchStatement(batch_type=kind, consistency_level=self._write_cl)
             rows.is_idempotent = True
             indexed: set[tuple[datetime, int]] = set()
-            for record in records:
-                key = (hour_of(record.received_at), schema.shard_of(record.id))
+            for record, key in zip(records, keys):
                 self.rows.add(rows, record, address_ttl, index=key in new_keys and key not in indexed)
                 indexed.add(key)
                 if inline(record):
