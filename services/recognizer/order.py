@@ -24,8 +24,7 @@ def order_stats(values: np.ndarray, percentiles: Sequence[float] = (), alone: bo
     """
     flat = values.ravel()
     n = flat.size
-    half = n // 2
-    kth = {half} if n % 2 else {half - 1, half}
+    kth = set(_middle_indices(n))
     spans = []  # (index below, index above, weight of the one above) per percentile
     for q in percentiles:
         virtual = (n - 1) * (q / 100)  # the same float64 arithmetic as numpy's
@@ -36,7 +35,6 @@ def order_stats(values: np.ndarray, percentiles: Sequence[float] = (), alone: bo
             spans.append((below, below + 1, virtual - below))
         kth.update(spans[-1][:2])
     part = np.partition(flat, sorted(kth))
-    median = part[half] if n % 2 else (part[half - 1] + part[half]) / 2
     found = []
     for below, above, t in spans:
         low, high = part[below], part[above]
@@ -44,14 +42,22 @@ def order_stats(values: np.ndarray, percentiles: Sequence[float] = (), alone: bo
         if not alone:  # numpy's float64 weights make the rest float64
             low, high, step = float(low), float(high), float(step)
         found.append(float(high - step * (1 - t) if t >= 0.5 else low + step * t))
-    return float(median), found
+    return _middle(part, n), found
 
 
 def median(values: np.ndarray) -> float:
     """``np.median(values)``."""
     flat = values.ravel()
-    half = flat.size // 2
-    if flat.size % 2:
-        return float(np.partition(flat, half)[half])
-    part = np.partition(flat, (half - 1, half))
-    return float((part[half - 1] + part[half]) / 2)
+    return _middle(np.partition(flat, _middle_indices(flat.size)), flat.size)
+
+
+def _middle_indices(n: int) -> list[int]:
+    """Where the median's values lie in ``n`` sorted values: one index, or the two it averages."""
+    return [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+
+
+def _middle(part: np.ndarray, n: int) -> float:
+    """The median of ``part``, partitioned at ``_middle_indices(n)``: the mean of the two middle
+    values in the array's precision, as numpy's."""
+    half = n // 2
+    return float(part[half] if n % 2 else (part[half - 1] + part[half]) / 2)

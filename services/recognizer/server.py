@@ -176,8 +176,10 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             return self._groups_of(images)
         DECODED.labels("threads").inc(len(images))
         loop = asyncio.get_running_loop()
-        small = [i for i, data in enumerate(images) if len(data) <= self._config.inline_max_bytes]
-        large = [i for i, data in enumerate(images) if len(data) > self._config.inline_max_bytes]
+        small: list[int] = []
+        large: list[int] = []
+        for i, data in enumerate(images):
+            (small if len(data) <= self._config.inline_max_bytes else large).append(i)
         threads = self._config.worker_threads
         parts = [(self._small_executor, small)] if small else []
         parts += [(self._executor, large[k::threads]) for k in range(min(threads, len(large)))]
