@@ -20,15 +20,22 @@ SEVEN = (DATA / "seven.png").read_bytes()
 
 
 @contextmanager
-def admin_stub(config: Config) -> Iterator[recorder_pb2_grpc.RecorderStub]:
-    """A recorder with ``config`` running in this process, and a stub to it with the admin token."""
+def recorder_channel(config: Config) -> Iterator[grpc.Channel]:
+    """A recorder with ``config`` running in this process, and a channel to it (no token)."""
     service = ServiceThread(build(config)).start()
     try:
         service.wait_ready()
         with grpc.insecure_channel(service.address) as channel:
-            yield recorder_pb2_grpc.RecorderStub(with_token(channel))
+            yield channel
     finally:
         service.stop()
+
+
+@contextmanager
+def admin_stub(config: Config) -> Iterator[recorder_pb2_grpc.RecorderStub]:
+    """A recorder with ``config`` running in this process, and a stub to it with the admin token."""
+    with recorder_channel(config) as channel:
+        yield recorder_pb2_grpc.RecorderStub(with_token(channel))
 
 
 def timestamp(moment: datetime | None = None) -> Timestamp:

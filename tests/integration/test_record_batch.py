@@ -13,11 +13,10 @@ from digits import errors
 from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
 from services.recorder.config import Config
 from services.recorder.requests import MAX_CONTENT_TYPE, MAX_FILENAME, MAX_MODEL_VERSION, MAX_USER
-from services.recorder.server import build
 from services.recorder.rows import BATCH_RECORDS, INLINE_IMAGE_BYTES
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
-from tests.recording import SEVEN, record_request
+from tests.helpers import TEST_ADMIN_TOKEN, with_token
+from tests.recording import SEVEN, record_request, recorder_channel
 
 KEYSPACE = "digits_batch"
 MAX_RECORDS = 48
@@ -29,13 +28,8 @@ def channel(cassandra):
         host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,), keyspace=KEYSPACE,
         replication_factor=1, admin_token=TEST_ADMIN_TOKEN, max_records_per_call=MAX_RECORDS,
     )  # fmt: skip
-    service = ServiceThread(build(config)).start()
-    try:
-        service.wait_ready()
-        with grpc.insecure_channel(service.address) as channel:
-            yield channel
-    finally:
-        service.stop()
+    with recorder_channel(config) as channel:
+        yield channel
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,9 @@ import pytest
 from digits import errors
 from digits.v1 import recognizer_pb2, recorder_pb2, recorder_pb2_grpc
 from services.recorder.config import Config
-from services.recorder.server import build
 from tests.conftest import TEST_CASSANDRA_HOST
-from tests.helpers import TEST_ADMIN_TOKEN, ServiceThread, with_token
-from tests.recording import record_request
+from tests.helpers import TEST_ADMIN_TOKEN, with_token
+from tests.recording import record_request, recorder_channel
 
 KEYSPACE = "digits_labels"
 # Counts are written in the background this often (tally.py): short here, so tests wait little.
@@ -30,11 +29,8 @@ def channel(cassandra):
         host="127.0.0.1", port=0, metrics_port=0, cassandra_hosts=(TEST_CASSANDRA_HOST,), keyspace=KEYSPACE,
         replication_factor=1, admin_token=TEST_ADMIN_TOKEN, stats_flush_seconds=FLUSH_SECONDS,
     )  # fmt: skip
-    running = ServiceThread(build(config)).start()
-    running.wait_ready()
-    with grpc.insecure_channel(running.address) as opened:
+    with recorder_channel(config) as opened:
         yield opened
-    running.stop()
 
 
 @pytest.fixture(scope="module")
