@@ -158,6 +158,13 @@ class CassandraCluster:
 
     def pid(self, i: int) -> int | None:
         """The live JVM of node ``i``, or None (see ``processes.find_pid``)."""
+        child = self._children.get(i)
+        if child is not None and child.poll() is None:
+            # Launched by us and not reaped, so the pid is still its own. /proc alone is not
+            # enough here: for a moment after Popen returns, the child's exec is not finished
+            # and its cmdline reads empty (often, on a busy machine), which made a node that
+            # had just started look as if it had exited.
+            return child.pid
         return processes.find_pid(self._pid_file(i), config.config_file(self.node_dir(i)).as_uri())
 
     def is_running(self, i: int) -> bool:
