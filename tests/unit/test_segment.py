@@ -1,5 +1,5 @@
 """Finding every digit of an upload (segment.py), on real images: rows of MNIST test digits,
-a digit small in a large photo, a broken stroke, too many digits."""
+a digit small in a large photo, a canvas read on a reduced copy, a broken stroke, too many digits."""
 
 from __future__ import annotations
 
@@ -69,6 +69,53 @@ def test_a_small_digit_in_a_large_photo_is_read_from_full_resolution(fmt):
     assert 1990 <= x <= 2060 and 1390 <= y <= 1440 and 60 <= w <= 160 and 90 <= h <= 160
     # From full resolution the field has MNIST's smooth strokes, not a few blown-up pixels.
     assert (piece.field > 0.05).sum() > 80
+
+
+def _canvas(side: int, digit_side: int, at: int, rgba: bool) -> bytes:
+    """An MNIST test digit ``digit_side`` px tall at (``at``, ``at``) on a ``side`` px canvas:
+    dark ink on white, or (``rgba``) black ink on a transparent background like a web canvas."""
+    images, _ = mnist_test(1)
+    ink = np.zeros((side, side), dtype=np.uint8)
+    ink[at : at + digit_side, at : at + digit_side] = np.asarray(
+        Image.fromarray(images[0]).resize((digit_side, digit_side), Image.Resampling.BILINEAR)
+    )
+    if rgba:
+        pixels = np.zeros((side, side, 4), dtype=np.uint8)
+        pixels[..., 3] = ink
+        return encode(pixels, "PNG")
+    return encode(255 - ink, "PNG")
+
+
+def _read_without_reduction(data: bytes, monkeypatch) -> list[segment.Group]:
+    with monkeypatch.context() as patch:
+        patch.setattr(segment, "_look_reduced", lambda image, full_width: None)
+        return segment.read(data)
+
+
+@pytest.mark.parametrize("rgba", [False, True])
+def test_a_large_canvas_is_read_on_a_reduced_copy_as_at_full_resolution(rgba, monkeypatch):
+    data = _canvas(280, 200, 40, rgba)
+    reduced = []
+    look = segment._look_reduced
+    monkeypatch.setattr(segment, "_look_reduced", lambda *args: reduced.append(look(*args)) or reduced[-1])
+    (group,) = segment.read(data)
+    assert reduced and reduced[0] is not None  # 280 px: looked at on a 140 px copy
+    (full,) = _read_without_reduction(data, monkeypatch)
+    # The same digit, in the same place (within a reduced pixel), with nearly the same field.
+    assert np.abs(np.subtract(group.whole.box, full.whole.box)).max() <= 2
+    assert np.corrcoef(group.whole.field.ravel(), full.whole.field.ravel())[0, 1] > 0.97
+    assert np.abs(group.whole.field - full.whole.field).mean() < 0.03
+
+
+def test_a_small_digit_on_a_canvas_is_read_at_full_resolution(monkeypatch):
+    # 90 px of 500: ~25 px on the reduced copy (a third), found there but under twice the field's
+    # 20 px, so looked at again at full resolution.
+    data = _canvas(500, 90, 300, rgba=False)
+    (group,) = segment.read(data)
+    (full,) = _read_without_reduction(data, monkeypatch)
+    np.testing.assert_array_equal(group.whole.field, full.whole.field)
+    x, y, w, h = group.whole.box
+    assert 300 <= x <= 330 and 300 <= y <= 330 and 30 <= w <= 90 and 60 <= h <= 90
 
 
 def test_more_than_the_limit_is_refused():
