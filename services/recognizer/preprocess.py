@@ -62,6 +62,8 @@ RARE_PIXELS = 24
 # Below this contrast between paper and the strongest ink there is no digit to see.
 MIN_CONTRAST = 0.12
 
+# An alpha channel whose every pixel is at least this is opaque (within 0.99).
+OPAQUE = 253
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma
 
 
@@ -182,7 +184,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     if image.mode != "RGBA":
         return luma
     alpha8 = np.asarray(image.getchannel("A"))
-    if alpha8.min() >= 253:  # opaque (within 0.99)
+    if alpha8.min() >= OPAQUE:
         return luma
     alpha = alpha8.astype(np.float32) / 255.0
     visible = alpha8 > 127
@@ -196,6 +198,14 @@ def reduction(image: Image.Image) -> int:
     every pixel an exact box mean, RGBA averaged premultiplied) to about REDUCED_SIDE px on
     its shorter side; 1 when it is under twice that."""
     return max(1, min(image.size) // REDUCED_SIDE)
+
+
+def reduced(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` averaged over ``factor``×``factor`` blocks: in luma alone when colour and alpha
+    carry nothing ``to_grayscale`` would use (one band to average instead of three or four)."""
+    if image.mode == "RGB" or (image.mode == "RGBA" and image.getchannel("A").getextrema()[0] >= OPAQUE):
+        image = image.convert("L")
+    return image.reduce(factor)
 
 
 def _background(gray: np.ndarray) -> np.ndarray:

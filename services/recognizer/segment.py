@@ -132,7 +132,7 @@ def _look_reduced(image: Image.Image, full_width: int) -> _Look | None:
     factor = preprocess.reduction(image)
     if factor < 2:
         return None
-    reduced = image.reduce(factor)
+    reduced = preprocess.reduced(image, factor)
     try:
         look = _look(preprocess.to_grayscale(reduced), _Frame(0.0, 0.0, full_width / image.width * factor))
     except ImageError:  # the full-resolution look gives the answer, whatever it is
