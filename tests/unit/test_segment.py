@@ -95,11 +95,16 @@ def _read_without_reduction(data: bytes, monkeypatch) -> list[segment.Group]:
 @pytest.mark.parametrize("rgba", [False, True])
 def test_a_large_canvas_is_read_on_a_reduced_copy_as_at_full_resolution(rgba, monkeypatch):
     data = _canvas(280, 200, 40, rgba)
-    reduced = []
-    look = segment._look_reduced
-    monkeypatch.setattr(segment, "_look_reduced", lambda *args: reduced.append(look(*args)) or reduced[-1])
+    looks = []
+    look_reduced = segment._look_reduced
+
+    def spy(image, full_width):  # type: ignore[no-untyped-def]
+        looks.append(look_reduced(image, full_width))
+        return looks[-1]
+
+    monkeypatch.setattr(segment, "_look_reduced", spy)
     (group,) = segment.read(data)
-    assert reduced and reduced[0] is not None  # 280 px: looked at on a 140 px copy
+    assert looks and looks[0] is not None  # 280 px: read on a 140 px copy
     (full,) = _read_without_reduction(data, monkeypatch)
     # The same digit, in the same place (within a reduced pixel), with nearly the same field.
     assert np.abs(np.subtract(group.whole.box, full.whole.box)).max() <= 2
