@@ -1,11 +1,12 @@
-"""``make bench-recorder``: Record throughput and latency on 1 and on 3 Cassandra nodes, and
-where the time log's writes land on the 3-node ring.
+"""``make bench-recorder``: Record and RecordBatch throughput and latency on 1 and on 3
+Cassandra nodes, and where the time log's writes land on the 3-node ring.
 
 For each topology this starts its own Cassandra (1 node on 127.0.0.31, or 3 nodes on
 127.0.0.41-43, JMX ports of their own, so neither the test suite nor ``make run`` is touched),
 runs the recorder as a separate process (RF = node count, LOCAL_QUORUM writes), and drives
-its gRPC ``Record`` with 1, 16 and 64 concurrent callers for a fixed time after a warm-up.
-Each call stores one real upload (tests/data/seven.png) with a fresh request id. On the
+its gRPC ``Record`` with 1, 16 and 64 concurrent callers for a fixed time after a warm-up,
+then ``RecordBatch`` with 16 records a call (what the gateway sends under load) with 1, 4 and
+16 callers. Each record is one real upload (tests/data/seven.png) with a fresh request id. On the
 3-node cluster a second recorder then writes ``--spread-writes`` records (20,000) in a keyspace
 of its own, and ``recorder_spread`` reports the partitions they went to and which nodes own
 them (``--duration 0`` runs only that part).
@@ -54,13 +55,17 @@ TOPOLOGIES = {
     3: (["127.0.0.41", "127.0.0.42", "127.0.0.43"], 7241),
 }
 CONCURRENCY = (1, 16, 64)
+# RecordBatch: records a call, and concurrent calls (16 calls of 16 hold 256 records in flight).
+BATCH = 16
+BATCH_CONCURRENCY = (1, 4, 16)
 SPREAD_NODES = 3
 
 
 @dataclass(frozen=True)
 class Result:
     nodes: int
-    concurrency: int
+    per_call: int  # records a call: 1 is Record, more is RecordBatch
+    concurrency: int  # calls in flight
     records: int
     seconds: float
     errors: int
@@ -85,29 +90,46 @@ def _request() -> recorder_pb2.RecordRequest:
     )  # fmt: skip
 
 
-async def _drive(address: str, concurrency: int, warmup: float, duration: float) -> tuple[list[float], int]:
-    """Latencies (s) of the calls that started after the warm-up and ended before the end."""
+async def _drive(
+    address: str, concurrency: int, per_call: int, warmup: float, duration: float
+) -> tuple[list[float], int, int]:
+    """Latencies (s) of the calls that started after the warm-up and ended before the end, the
+    records those calls stored, and the errors (failed calls and refused records)."""
     latencies: list[float] = []
-    errors = 0
+    stored = errors = 0
+    metadata = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = recorder_pb2_grpc.RecorderStub(channel)
         start = time.perf_counter()
         measure_from, end = start + warmup, start + warmup + duration
 
-        async def caller() -> None:
+        async def one_call() -> int:
+            """Records stored by one call."""
             nonlocal errors
+            if per_call == 1:
+                await stub.Record(_request(), timeout=10, metadata=metadata)
+                return 1
+            batch = recorder_pb2.RecordBatchRequest(requests=[_request() for _ in range(per_call)])
+            response = await stub.RecordBatch(batch, timeout=10, metadata=metadata)
+            refused = sum(result.HasField("error") for result in response.results)
+            errors += refused
+            return per_call - refused
+
+        async def caller() -> None:
+            nonlocal errors, stored
             while (began := time.perf_counter()) < end:
                 try:
-                    await stub.Record(_request(), timeout=10, metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),))
+                    records = await one_call()
                 except grpc.aio.AioRpcError:
                     errors += 1
                     continue
                 finished = time.perf_counter()
                 if began >= measure_from and finished <= end:
                     latencies.append(finished - began)
+                    stored += records
 
         await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return latencies, errors
+    return latencies, stored, errors
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -148,18 +170,25 @@ def _recorder(hosts: list[str], keyspace: str, log_path: Path) -> Iterator[str]:
                 recorder.wait()
 
 
-def _throughput(nodes: int, address: str, concurrency: int, warmup: float, duration: float) -> Result:
-    latencies, errors = asyncio.run(_drive(address, concurrency, warmup, duration))
+def _throughput(
+    nodes: int, address: str, per_call: int, concurrency: int, warmup: float, duration: float
+) -> Result:
+    latencies, stored, errors = asyncio.run(_drive(address, concurrency, per_call, warmup, duration))
     result = Result(
-        nodes, concurrency, len(latencies), duration, errors,
+        nodes, per_call, concurrency, stored, duration, errors,
         _percentile(latencies, 50) * 1000, _percentile(latencies, 99) * 1000,
     )  # fmt: skip
     print(
-        f"  {nodes} node(s), concurrency {concurrency:>2}: {result.per_second:7.1f} records/s, "
-        f"p50 {result.p50_ms:6.1f} ms, p99 {result.p99_ms:6.1f} ms, errors {errors}",
+        f"  {nodes} node(s), {_rpc(per_call)}, {concurrency:>2} calls in flight: "
+        f"{result.per_second:7.1f} records/s, p50 {result.p50_ms:6.1f} ms, p99 {result.p99_ms:6.1f} ms a call, "
+        f"errors {errors}",
         flush=True,
     )
     return result
+
+
+def _rpc(per_call: int) -> str:
+    return "Record" if per_call == 1 else f"RecordBatch of {per_call}"
 
 
 def bench_topology(
@@ -175,7 +204,8 @@ def bench_topology(
         cluster.start(timeout=300)
         if duration > 0:
             with _recorder(hosts, "digits_bench", work_dir / f"recorder{nodes}.log") as address:
-                results = [_throughput(nodes, address, concurrency, warmup, duration) for concurrency in CONCURRENCY]
+                results = [_throughput(nodes, address, 1, c, warmup, duration) for c in CONCURRENCY]
+                results += [_throughput(nodes, address, BATCH, c, warmup, duration) for c in BATCH_CONCURRENCY]
         if spread_writes:
             started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             print(f"  {nodes} node(s): {spread_writes:,} records for the spread of the time log", flush=True)
@@ -191,12 +221,13 @@ def bench_topology(
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| nodes (RF) | concurrency | records/s | p50 ms | p99 ms | errors |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| nodes (RF) | call | calls in flight | records/s | p50 ms a call | p99 ms a call | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r.nodes} ({r.nodes}) | {r.concurrency} | {r.per_second:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} |"
+            f"| {r.nodes} ({r.nodes}) | {_rpc(r.per_call)} | {r.concurrency} | {r.per_second:.1f} | {r.p50_ms:.1f} "
+            f"| {r.p99_ms:.1f} | {r.errors} |"
         )
     return "\n".join(lines)
 
@@ -208,23 +239,24 @@ def plot(results: list[Result], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for nodes in sorted({r.nodes for r in results}):
-        rows = [r for r in results if r.nodes == nodes]
-        xs = [r.concurrency for r in rows]
-        label = f"{nodes} node{'s' if nodes > 1 else ''} (RF {nodes})"
+    for nodes, per_call in sorted({(r.nodes, r.per_call) for r in results}):
+        rows = [r for r in results if (r.nodes, r.per_call) == (nodes, per_call)]
+        # x: records in flight, so that both calls share an axis
+        xs = [r.concurrency * per_call for r in rows]
+        label = f"{nodes} node{'s' if nodes > 1 else ''} (RF {nodes}), {_rpc(per_call)}"
         left.plot(xs, [r.per_second for r in rows], marker="o", label=label)
         right.plot(xs, [r.p50_ms for r in rows], marker="o", label=f"{label} p50")
-        right.plot(xs, [r.p99_ms for r in rows], marker="x", linestyle="--", label=f"{label} p99")
+    ticks = sorted({c for c in CONCURRENCY} | {c * BATCH for c in BATCH_CONCURRENCY})
     for ax in (left, right):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(list(CONCURRENCY), [str(c) for c in CONCURRENCY])
-        ax.set_xlabel("concurrent Record calls")
+        ax.set_xticks(ticks, [str(c) for c in ticks])
+        ax.set_xlabel("records in flight")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     left.set_ylabel("records/s")
-    left.set_title("Record throughput (LOCAL_QUORUM)")
-    right.set_ylabel("latency, ms")
-    right.set_title("Record latency")
+    left.set_title("Records stored (LOCAL_QUORUM)")
+    right.set_ylabel("latency of a call, ms")
+    right.set_title("Call latency (p50)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -258,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
     if results:
         text = table(results)
-        print(f"\nRecord through gRPC, image {len(IMAGE)} bytes, {args.duration:.0f} s per run "
+        print(f"\nRecord and RecordBatch through gRPC, image {len(IMAGE)} bytes, {args.duration:.0f} s per run "
               f"({time.monotonic() - started:.0f} s in all):\n\n{text}\n")  # fmt: skip
         (OUT / "recorder.md").write_text(text + "\n")
         plot(results, OUT / "recorder.png")
