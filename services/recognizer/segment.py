@@ -109,12 +109,8 @@ class _Look:
     frame: _Frame
 
     @property
-    def extent(self) -> int:
-        return max(max(m.bottom for m in self.marks) - min(m.top for m in self.marks),
-                   max(m.right for m in self.marks) - min(m.left for m in self.marks))  # fmt: skip
-
-    @property
     def bbox(self) -> tuple[int, int, int, int]:
+        """Top, bottom, left, right of all the marks together (exclusive ends)."""
         return (min(m.top for m in self.marks), max(m.bottom for m in self.marks),
                 min(m.left for m in self.marks), max(m.right for m in self.marks))  # fmt: skip
 
@@ -151,12 +147,12 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
     look = _look_reduced(image, full_width) if image.width == full_width else None
     if look is None:
         look = _look(preprocess.to_grayscale(image), _Frame(0.0, 0.0, full_width / image.width))
-        extent = look.extent
+        top, bottom, left, right = look.bbox
+        extent = max(bottom - top, right - left)
         if extent < SMALL * max(image.size) and full_width >= FULL_RES_GAIN * image.width:
             # The digits are small in a large frame: crop them from the full-resolution image.
             # Decoded again (rare): the working copy was shrunk in place, or drafted by libjpeg.
             full, _ = preprocess.open_upright(data, limits)
-            top, bottom, left, right = look.bbox
             scale, margin = look.frame.scale, MARGIN * extent
             x0, y0 = max(0.0, (left - margin) * scale), max(0.0, (top - margin) * scale)
             x1 = min(float(full_width), (right + margin) * scale)
