@@ -16,7 +16,6 @@ every run.
 from __future__ import annotations
 
 import argparse
-import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,15 +25,10 @@ from PIL import Image
 from services.recognizer import mnist, reading, segment
 from services.recognizer.model import DigitModel
 from services.recognizer.preprocess import ImageError
+from tests.helpers import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 Upload = tuple[bytes, str]  # encoded image, the number it shows
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def _scaled(digit: np.ndarray, side: int) -> np.ndarray:
@@ -49,9 +43,9 @@ def single_digits(images: np.ndarray, labels: np.ndarray, count: int) -> list[Up
         if i % 2:
             rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
             rgba[..., 3] = ink  # black ink, its coverage in the alpha channel
-            uploads.append((_png(Image.fromarray(rgba, "RGBA")), str(labels[i])))
+            uploads.append((encode(rgba), str(labels[i])))
         else:
-            uploads.append((_png(Image.fromarray(255 - ink)), str(labels[i])))
+            uploads.append((encode(255 - ink), str(labels[i])))
     return uploads
 
 
@@ -68,7 +62,7 @@ def numbers(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
             x = left + n * (size + gap)
             window = ink[top : top + size, x : x + size]
             np.maximum(window, _scaled(images[index], size), out=window)
-        uploads.append((_png(Image.fromarray(255 - ink)), f"{labels[first]}{labels[second]}"))
+        uploads.append((encode(255 - ink), f"{labels[first]}{labels[second]}"))
     return uploads
 
 
