@@ -153,18 +153,48 @@ def test_a_cancelled_call_settles_its_waiters_and_a_departed_client_is_not_sent(
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer(delay=0.2)
         coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=1)
-        first = asyncio.create_task(coalescer.recognize(b"1", "image/png"))
+        first = asyncio.create_task(coalescer.recognize(b"1", "image/png"))  # sent at once, alone
+        await asyncio.sleep(0.01)
         gone = asyncio.create_task(coalescer.recognize(b"2", "image/png"))
-        waiting = asyncio.create_task(coalescer.recognize(b"3", "image/png"))
+        waiting = [asyncio.create_task(coalescer.recognize(i, "image/png")) for i in (b"3", b"4")]
         await asyncio.sleep(0.05)
         gone.cancel()  # its client disconnected while it queued
-        await asyncio.sleep(0.01)
+        answer = await asyncio.wait_for(first, 5)  # the queued ones now leave together
+        await asyncio.sleep(0.05)
         for task in list(coalescer._tasks):
             task.cancel()  # the call in flight is cancelled (the channel closing)
-        first_outcome = await asyncio.gather(first, return_exceptions=True)
-        answer = await asyncio.wait_for(waiting, 5)
-        return fake, first_outcome[0], answer
+        outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+        return fake, answer, outcomes
 
-    fake, first, answer = asyncio.run(scenario())
-    assert isinstance(first, Problem) and first.slug == "dependency-unavailable"
-    assert answer.digit == 3 and fake.calls == [1, 1]  # "2" was never sent
+    fake, answer, outcomes = asyncio.run(scenario())
+    assert answer.digit == 1
+    assert all(isinstance(o, Problem) and o.slug == "dependency-unavailable" for o in outcomes)
+    assert fake.calls == [1, 2]  # "2" was never sent
+
+
+class CancelledByChannel(FakeRecognizer):
+    """A Recognize whose call is cancelled under it, as grpc.aio's are when the channel closes."""
+
+    def Recognize(self, request, timeout, metadata):  # type: ignore[no-untyped-def]
+        async def answer():  # type: ignore[no-untyped-def]
+            raise asyncio.CancelledError()
+
+        return answer()
+
+
+def test_a_lone_call_cancelled_under_its_upload_is_a_503_but_a_departed_client_is_cancelled():
+    async def scenario():  # type: ignore[no-untyped-def]
+        closing = await asyncio.gather(
+            RecognizeCoalescer(CancelledByChannel(), timeout=5).recognize(b"1", "image/png"), return_exceptions=True
+        )
+        coalescer = RecognizeCoalescer(FakeRecognizer(delay=1.0), timeout=5)
+        departed = asyncio.create_task(coalescer.recognize(b"1", "image/png"))
+        await asyncio.sleep(0.05)
+        departed.cancel()
+        gone = await asyncio.gather(departed, return_exceptions=True)
+        return closing[0], gone[0], coalescer._in_flight
+
+    closing, gone, in_flight = asyncio.run(scenario())
+    assert isinstance(closing, Problem) and closing.slug == "dependency-unavailable"
+    assert isinstance(gone, asyncio.CancelledError)
+    assert in_flight == 0  # its call slot is free again
