@@ -43,6 +43,10 @@ SPECK_FRACTION = 0.03
 # Paper whose fitted level varies by less than this (in [0, 1]) is treated as evenly lit: less
 # than a grey level or two, far below what the noise floor (NOISE_SIGMAS) removes anyway.
 FLAT_PAPER = 0.008
+# Paper whose cells on the background grid are all within this of each other (half a grey
+# level) is one level throughout: a canvas drawing, a rendered or cleanly scanned page. Its
+# background is that level, without a fit (a fifth of a canvas's preprocessing).
+EVEN_PAPER = 0.5 / 255
 # Percentiles (polarity, contrast, noise) are taken from a regular subsample of at most about
 # this many pixels: the 99.9th percentile is then still the mean of ~12 of the strongest.
 SAMPLE_PIXELS = 12_000
@@ -222,7 +226,10 @@ def _background(gray: np.ndarray) -> np.ndarray:
     grid = np.asarray(Image.fromarray(gray).resize(grid_size, Image.Resampling.BOX), dtype=np.float64)
     terms = _quadratic_terms(grid.shape)
     values = grid.ravel()
-    paper = values <= median(values)  # the paper is the majority of any photo of a digit
+    level = median(values)
+    paper = values <= level  # the paper is the majority of any photo of a digit
+    if level - float(values.min()) < EVEN_PAPER:  # one level throughout (a drawing, a clean scan):
+        return np.float32(level)  # type: ignore[return-value]  # nothing to fit
     for _ in range(3):
         if paper.sum() < 12:
             return np.full_like(gray, median(values))

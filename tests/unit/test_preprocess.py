@@ -112,6 +112,20 @@ def test_uneven_lighting_is_suppressed(digits):
     assert np.abs(field - reference).mean() < 0.05
 
 
+def test_even_paper_is_its_own_level_without_a_fit_and_a_gradient_is_fitted(digits, monkeypatch):
+    images, _ = digits
+    ink = images[4].astype(np.float32) / 255.0
+    fits = []
+    monkeypatch.setattr(preprocess, "_least_squares", lambda a, b: fits.append(1) or np.linalg.lstsq(a, b, rcond=None)[0])
+    even = 0.2 + 0.7 * ink  # light ink on paper at 0.2 everywhere
+    assert preprocess._background(even) == pytest.approx(0.2)
+    assert not fits
+    rows = np.linspace(0.0, 0.1, 28, dtype=np.float32)[:, None]  # a tenth of the range, top to bottom
+    surface = preprocess._background(np.maximum(even + rows, ink))
+    assert fits and surface.shape == even.shape
+    assert surface[-1].mean() - surface[0].mean() == pytest.approx(0.1, abs=0.02)
+
+
 def test_a_lighting_gradient_without_a_digit_is_not_a_digit():
     rows = np.linspace(250, 110, 400, dtype=np.float32)[:, None]
     page = np.broadcast_to(rows, (400, 300)).astype(np.uint8)
