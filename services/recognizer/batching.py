@@ -9,13 +9,10 @@ batch, so batches grow by themselves as load rises.
 
 Waiting only pays when company is coming. An optional ``incoming`` callable says how many items
 are already on their way (the server counts images being decoded); when it says none, the
-batch runs at once, so a lone request never pays the wait. With ``inline_alone``, such a lone
-item on an idle batcher runs right on the caller's thread, the event loop: the hand-off to the
-model thread and back costs more than the model call on one small image, and the idle loop
-delays nobody.
+batch runs at once, so a lone request never pays the wait.
 
-The model runs on one dedicated thread (or, ``inline_alone``, on the idle loop): calls never
-overlap, and the event loop is never blocked while others wait.
+The model runs on one dedicated thread: calls never overlap (TensorFlow already uses every
+core inside one call), and the event loop is never blocked.
 """
 
 from __future__ import annotations
@@ -64,7 +61,6 @@ class Batcher(Generic[In, Out]):
         observe: BatchObserver | None = None,
         thread_name: str = "inference",
         incoming: Callable[[], int] | None = None,
-        inline_alone: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
@@ -75,7 +71,6 @@ class Batcher(Generic[In, Out]):
         self._run_batch = run_batch
         self._observe = observe
         self._incoming = incoming
-        self._inline_alone = inline_alone and incoming is not None
         self._pending: deque[_Item[In, Out]] = deque()
         self._has_items = asyncio.Event()
         self._run_now = asyncio.Event()
@@ -88,8 +83,6 @@ class Batcher(Generic[In, Out]):
         """Queue ``value`` and return its output once its batch has run; raises what the batch raised."""
         if self._closing:
             raise BatcherClosed("the batcher is shutting down")
-        if self._inline_alone and self.idle and not self._company_coming():
-            return self._run_inline(value)
         loop = asyncio.get_running_loop()
         item: _Item[In, Out] = _Item(value, loop.create_future(), time.perf_counter())
         self._pending.append(item)
@@ -146,17 +139,6 @@ class Batcher(Generic[In, Out]):
         if len(self._pending) < self.max_batch_size and not self._closing:
             self._run_now.clear()
         return batch
-
-    def _run_inline(self, value: In) -> Out:
-        # Nothing else can start a model call meanwhile: the loop is busy with this one.
-        if self._observe is not None:
-            self._observe(1, [0.0])
-        try:
-            (output,) = self._run_batch([value])
-        except Exception:
-            log.exception("batch failed", extra={"batch_size": 1})
-            raise
-        return output
 
     async def _run(self, batch: list[_Item[In, Out]]) -> None:
         if self._observe is not None:

@@ -105,7 +105,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
 
         self._batcher = Batcher(
             infer, max_batch, max_wait, observe=observe, thread_name="recognizer-model",
-            incoming=lambda: self._decoding, inline_alone=True,
+            incoming=lambda: self._decoding,
         )  # fmt: skip
         self._model = model
         # A model without a "not a digit" output (10 classes) never refuses.

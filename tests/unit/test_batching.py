@@ -241,37 +241,3 @@ def test_the_batcher_waits_for_items_announced_as_on_their_way():
         await batcher.close()
 
     run(main)
-
-
-def test_inline_alone_runs_a_lone_item_on_the_loop_and_the_rest_on_the_model_thread():
-    model = FakeModel()
-    coming = [0]
-
-    async def main() -> None:
-        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=0.5,
-                          incoming=lambda: coming[0], inline_alone=True)  # fmt: skip
-        assert await batcher.submit(1) == 2  # alone, nothing coming: here, on the loop
-        assert model.threads == {threading.get_ident()}
-        coming[0] = 1  # another image is being decoded: wait for it on the model thread
-        lone, *others = await asyncio.gather(batcher.submit(2), *(batcher.submit(i) for i in (3, 4)))
-        assert (lone, others) == (4, [6, 8])
-        await batcher.close()
-        assert len(model.threads) == 2
-        assert model.batches == [[1], [2, 3, 4]]
-
-    run(main)
-
-
-def test_a_lone_item_whose_inline_call_fails_raises_and_the_batcher_goes_on():
-    model = FakeModel(fail_with=ValueError("broken"))
-
-    async def main() -> None:
-        batcher = Batcher(model, max_batch_size=8, max_wait_seconds=0.0,
-                          incoming=lambda: 0, inline_alone=True)  # fmt: skip
-        with pytest.raises(ValueError):
-            await batcher.submit(1)
-        model.fail_with = None
-        assert await batcher.submit(2) == 4
-        await batcher.close()
-
-    run(main)
