@@ -77,7 +77,8 @@ def test_concurrent_uploads_share_calls_and_each_gets_its_own_answer():
             assert answer.digit == int(image)  # type: ignore[union-attr]
     assert sum(fake.calls) == 40
     assert len(fake.calls) < 40 and max(fake.calls) > 1  # calls were shared
-    assert fake.calls[:2] == [1, 1]  # the first two did not wait for company
+    assert fake.calls[0] == 1  # the first did not wait for company
+    assert all(n > 1 for n in fake.calls[1:-1])  # none went alone while another call was in flight
 
 
 def test_a_batch_is_bounded_by_images_and_bytes():
