@@ -100,21 +100,15 @@ class Coalescer(Generic[Answer]):
         """Send ``item`` from the caller's own task: nothing queued and no call in flight. The
         queue's machinery (a task of its own, a shielded wait) would add an event-loop turn or
         two each way to every upload at low load. The call's own deadline is the item's."""
-        self._in_flight += 1
+        self._in_flight += 1  # given back by _send, as for a dispatched batch
         try:
-            self.sizes.observe(1)
-            try:
-                await self._one(item, self._timeout)
-            except Problem as problem:
-                _settle(item, problem)
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # the client went away
-                    raise
-                _settle(item, self._busy())  # the call itself was cancelled: the channel closing at shutdown
-            return await item.answer  # already settled: no wait
-        finally:
-            self._in_flight -= 1
-            self._dispatch()
+            await self._send([item])
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # the client went away
+                item.answer.exception()  # _send settled it; read, or asyncio logs it as never retrieved
+                raise
+            # The call itself was cancelled (the channel closing at shutdown): _send answered 503.
+        return await item.answer  # already settled: no wait
 
     def _dispatch(self) -> None:
         while self._queue and self._in_flight < self._max_calls:

@@ -227,9 +227,9 @@ def _background(gray: np.ndarray) -> np.ndarray:
     terms = _quadratic_terms(grid.shape)
     values = grid.ravel()
     level = median(values)
-    paper = values <= level  # the paper is the majority of any photo of a digit
     if level - float(values.min()) < EVEN_PAPER:  # one level throughout (a drawing, a clean scan):
         return np.float32(level)  # type: ignore[return-value]  # nothing to fit
+    paper = values <= level  # the paper is the majority of any photo of a digit
     for _ in range(3):
         if paper.sum() < 12:
             return np.full_like(gray, median(values))
