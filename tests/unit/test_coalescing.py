@@ -77,8 +77,37 @@ def test_concurrent_uploads_share_calls_and_each_gets_its_own_answer():
             assert answer.digit == int(image)  # type: ignore[union-attr]
     assert sum(fake.calls) == 40
     assert len(fake.calls) < 40 and max(fake.calls) > 1  # calls were shared
-    assert fake.calls[0] == 1  # the first did not wait for company
+    assert fake.calls[0] == 32  # arriving together, they left together, up to a call's bound
     assert all(n > 1 for n in fake.calls[1:-1])  # none went alone while another call was in flight
+
+
+def test_an_upload_goes_alone_unless_others_arrive_in_the_same_event_loop_turn():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=2)
+        first = asyncio.ensure_future(coalescer.recognize(b"1", "image/png"))
+        await asyncio.sleep(0.002)  # a few turns later: the first has left, alone
+        later = await _gather(coalescer, [b"2", b"3", b"4"])
+        return fake, [await first, *later]
+
+    fake, answers = asyncio.run(scenario())
+    assert [a.digit for a in answers] == [1, 2, 3, 4]  # type: ignore[union-attr]
+    assert fake.calls == [1, 3]  # the later three together, on the second line
+
+
+def test_an_upload_cancelled_while_it_waits_for_company_does_not_hold_up_the_others():
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=2)
+        first = asyncio.ensure_future(coalescer.recognize(b"1", "image/png"))
+        second = asyncio.ensure_future(coalescer.recognize(b"2", "image/png"))
+        await asyncio.sleep(0)  # both queued; the first is giving the loop its turn
+        first.cancel()
+        answer = await asyncio.wait_for(second, 1)
+        return fake, first, answer
+
+    fake, first, answer = asyncio.run(scenario())
+    assert first.cancelled() and answer.digit == 2 and fake.calls == [1]  # the departed one was not sent
 
 
 def test_a_batch_is_bounded_by_images_and_bytes():
@@ -96,7 +125,11 @@ def test_a_batch_is_bounded_by_images_and_bytes():
 def test_an_upload_that_waited_past_its_deadline_is_answered_503_without_being_sent():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer(delay=0.3)
-        return fake, await _gather(RecognizeCoalescer(fake, timeout=0.1, max_calls=1), [b"1", b"2", b"3"])
+        coalescer = RecognizeCoalescer(fake, timeout=0.1, max_calls=1)
+        first = asyncio.ensure_future(coalescer.recognize(b"1", "image/png"))
+        await asyncio.sleep(0.002)  # the first has left; the others queue behind it
+        rest = await _gather(coalescer, [b"2", b"3"])  # past their deadline behind the first
+        return fake, [*await asyncio.gather(first, return_exceptions=True), *rest]
 
     fake, answers = asyncio.run(scenario())
     assert fake.calls == [1]  # only the first was sent
@@ -143,7 +176,11 @@ def test_a_bug_in_the_call_reaches_every_waiter_instead_of_leaving_them_waiting(
             raise RuntimeError("a bug")
 
     async def scenario():  # type: ignore[no-untyped-def]
-        return await asyncio.wait_for(_gather(RecognizeCoalescer(Broken(), timeout=5, max_calls=1), [b"1", b"2", b"3"]), 5)
+        coalescer = RecognizeCoalescer(Broken(), timeout=5, max_calls=1)
+        first = asyncio.ensure_future(coalescer.recognize(b"1", "image/png"))  # alone: a plain Recognize
+        await asyncio.sleep(0)  # its turn for company passes before the others arrive
+        others = await asyncio.wait_for(_gather(coalescer, [b"2", b"3"]), 5)
+        return [await first, *others]
 
     answers = asyncio.run(scenario())
     assert answers[0].digit == 1  # type: ignore[union-attr]
