@@ -16,7 +16,7 @@ from services.gateway import labels, problems, recognitions, stats, tokens
 from services.gateway.backends import Backends
 from services.gateway.coalescing import RecognizeCoalescer, RecordCoalescer
 from services.gateway.config import Config
-from services.gateway.limits import BodySizeLimit, ConcurrencyLimit
+from services.gateway.limits import BodySizeLimit, ConcurrencyLimit, InFlight
 from services.gateway.outcomes import UploadOutcomes
 from services.gateway.request_log import RequestLog
 
@@ -50,6 +50,8 @@ class CachedStatic(StaticFiles):
 
 
 def create_app(config: Config) -> FastAPI:
+    in_flight = InFlight()  # API requests being handled: counted by the limit, read by the coalescers
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         # gRPC channels belong to the event loop they are made on: uvicorn's, so made here.
@@ -60,12 +62,14 @@ def create_app(config: Config) -> FastAPI:
             config.recognize_timeout_seconds,
             max_calls=config.recognize_max_calls,
             max_items=config.recognize_max_batch,
+            company=in_flight.others,
         )
         app.state.recorder = RecordCoalescer(
             backends.recorder,
             config.record_timeout_seconds,
             max_calls=config.record_max_calls,
             max_items=config.record_max_batch,
+            company=in_flight.others,
         )
         yield
         await app.state.backends.close()
@@ -82,7 +86,10 @@ def create_app(config: Config) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(
-        ConcurrencyLimit, max_requests=config.max_concurrent_requests, hold_seconds=config.overload_hold_seconds
+        ConcurrencyLimit,
+        max_requests=config.max_concurrent_requests,
+        hold_seconds=config.overload_hold_seconds,
+        in_flight=in_flight,
     )
     problems.install(app)
     # Outside the limits, so that their refusals (413, 503) are counted for the dashboard too.

@@ -9,8 +9,8 @@ event-loop turn leave together at its end, which is when uploads do arrive toget
 call's answer settles all its waiters in one turn, and each then asks the next service; sending
 the first of them at once made calls of 1, 2 and the rest, and batching them gave 10-17% more
 uploads/s at 4, 16 and 64 concurrent uploads, in interleaved runs). An item that finds no call
-in flight and no company after that one turn goes alone (a plain ``Recognize`` or ``Record``),
-so a lone request waits for nothing. While calls are in flight, a further call, up to
+in flight and no company after that one turn goes alone (a plain ``Recognize`` or ``Record``);
+with no other request in flight it goes at once, so a lone request waits for nothing. While calls are in flight, a further call, up to
 ``max_calls``, leaves when two or more items are waiting, and a lone waiting item leaves when a
 call returns or company arrives (a lone item in a call of its own cost the most per upload:
 sending it at once gave 5-8% fewer uploads/s at 4-16 concurrent uploads). Batches grow with the
@@ -73,9 +73,11 @@ class Coalescer(Generic[Answer]):
     sizes: Histogram  # items per call
 
     def __init__(
-        self, stub, timeout: float, max_calls: int = 4, max_items: int = 32, max_bytes: int = 1 << 20
+        self, stub, timeout: float, max_calls: int = 4, max_items: int = 32, max_bytes: int = 1 << 20,
+        company: Callable[[], bool] = lambda: True,
     ) -> None:  # type: ignore[no-untyped-def]
         self._stub = stub
+        self._company = company  # whether other requests are in flight that may send items too
         self._timeout = timeout
         self._max_calls = max_calls
         self._max_items = max_items
@@ -83,7 +85,7 @@ class Coalescer(Generic[Answer]):
         self._queue: deque[_Item[Answer]] = deque()
         self._in_flight = 0
         # Items that arrive in one event-loop turn are dispatched together, after it.
-        self._opening = False  # the first after a quiet spell waits for company (_opens_alone)
+        self._opening = False  # the first after a quiet spell waits for company (_alone_after_a_turn)
         self._dispatch_due = False  # a _dispatch is scheduled for the end of this turn
         self._tasks: set[asyncio.Task[None]] = set()  # referenced, so none is collected mid-call
 
@@ -91,7 +93,8 @@ class Coalescer(Generic[Answer]):
         item: _Item[Answer] = _Item(message, size, key, time.monotonic() + self._timeout)
         self._queue.append(item)
         if len(self._queue) == 1 and self._in_flight == 0 and not self._opening:
-            if await self._opens_alone(item):
+            if not self._company() or await self._alone_after_a_turn(item):
+                self._queue.popleft()
                 return await self._alone(item)
             self._dispatch()
         elif not self._dispatch_due:  # after this turn, with whoever else arrives in it
@@ -107,11 +110,12 @@ class Coalescer(Generic[Answer]):
             item.answer.cancel()
             raise
 
-    async def _opens_alone(self, item: _Item[Answer]) -> bool:
+    async def _alone_after_a_turn(self, item: _Item[Answer]) -> bool:
         """Whether ``item``, the first after a quiet spell, is still alone after one event-loop
-        turn (then it leaves the queue and goes alone). Uploads often arrive together: a batch
-        call's answer settles all its waiters in one turn, and each then asks the next service;
-        without the turn the first of them would go alone and the next few in a call of two."""
+        turn. Uploads often arrive together: a batch call's answer settles all its waiters in
+        one turn, and each then asks the next service; without the turn the first of them would
+        go alone and the next few in a call of two. (Not asked when no other request is in
+        flight: then no company can come, and the turn would only add latency.)"""
         self._opening = True  # meanwhile, _dispatch only queues
         try:
             await asyncio.sleep(0)
@@ -122,10 +126,7 @@ class Coalescer(Generic[Answer]):
             self._opening = False
             if item.answer.cancelled():
                 self._dispatch()
-        if len(self._queue) == 1 and self._in_flight == 0:
-            self._queue.popleft()
-            return True
-        return False
+        return len(self._queue) == 1 and self._in_flight == 0
 
     async def _alone(self, item: _Item[Answer]) -> Answer:
         """Send ``item`` from the caller's own task: nothing queued and no call in flight. The

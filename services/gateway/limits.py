@@ -80,6 +80,17 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+class InFlight:
+    """How many API requests the gateway is handling now: counted by ConcurrencyLimit, read by
+    the coalescers (an upload with no other request in flight can have no company)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def others(self) -> bool:
+        return self.count > 1
+
+
 class ConcurrencyLimit:
     """At most ``max_requests`` API requests handled at once; past that, a 503 with Retry-After.
     A queue past that point only grows until every request in it misses its client's deadline:
@@ -96,25 +107,31 @@ class ConcurrencyLimit:
 
     _EXEMPT = ("/healthz", "/readyz")
 
-    def __init__(self, app: ASGIApp, max_requests: int, hold_seconds: float = 0.0) -> None:
+    def __init__(
+        self, app: ASGIApp, max_requests: int, hold_seconds: float = 0.0, in_flight: InFlight | None = None
+    ) -> None:
         self.app = app
-        self.max_requests = max_requests
+        self.max_requests = max_requests  # 0: no limit, only the count
         self.hold_seconds = hold_seconds
-        self.active = 0
+        self.in_flight = in_flight or InFlight()
         self.held = 0
 
+    @property
+    def active(self) -> int:
+        return self.in_flight.count
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.max_requests or scope.get("path") in self._EXEMPT:
+        if scope["type"] != "http" or scope.get("path") in self._EXEMPT:
             await self.app(scope, receive, send)
             return
-        if self.active >= self.max_requests:
+        if self.max_requests and self.in_flight.count >= self.max_requests:
             await self._refuse(scope, send)
             return
-        self.active += 1  # one event loop: no lock needed between the check and the count
+        self.in_flight.count += 1  # one event loop: no lock needed between the check and the count
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            self.in_flight.count -= 1
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         OVERLOADED.inc()

@@ -95,6 +95,17 @@ def test_an_upload_goes_alone_unless_others_arrive_in_the_same_event_loop_turn()
     assert fake.calls == [1, 3]  # the later three together, on the second line
 
 
+@pytest.mark.parametrize("company, calls", [(True, [2]), (False, [1, 1])])
+def test_an_upload_waits_a_turn_for_company_only_while_other_requests_are_in_flight(company, calls):
+    async def scenario():  # type: ignore[no-untyped-def]
+        fake = FakeRecognizer()
+        coalescer = RecognizeCoalescer(fake, timeout=5, max_calls=2, company=lambda: company)
+        await _gather(coalescer, [b"1", b"2"])
+        return fake
+
+    assert asyncio.run(scenario()).calls == calls  # with no one else in flight, the first left at once
+
+
 def test_an_upload_cancelled_while_it_waits_for_company_does_not_hold_up_the_others():
     async def scenario():  # type: ignore[no-untyped-def]
         fake = FakeRecognizer()
