@@ -10,11 +10,11 @@ call's answer settles all its waiters in one turn, and each then asks the next s
 the first of them at once made calls of 1, 2 and the rest, and batching them gave 10-17% more
 uploads/s at 4, 16 and 64 concurrent uploads, in interleaved runs). An item that finds no call
 in flight and no company after that one turn goes alone (a plain ``Recognize`` or ``Record``);
-with no other request in flight it goes at once, so a lone request waits for nothing. While calls are in flight, a further call, up to
-``max_calls``, leaves when two or more items are waiting, and a lone waiting item leaves when a
-call returns or company arrives (a lone item in a call of its own cost the most per upload:
-sending it at once gave 5-8% fewer uploads/s at 4-16 concurrent uploads). Batches grow with the
-load by themselves and cost nothing at low load.
+with no other request in flight it goes at once, so a lone request waits for nothing. While
+calls are in flight, a further call, up to ``max_calls``, leaves when two or more items are
+waiting, and a lone waiting item leaves when a call returns or company arrives (a lone item in
+a call of its own cost the most per upload: sending it at once gave 5-8% fewer uploads/s at
+4-16 concurrent uploads). Batches grow with the load by themselves and cost nothing at low load.
 
 A batch is bounded by item count and bytes, far below the services' per-call limits, and holds
 items of one caller only (the same credentials: the recorder checks a call's token once). Each
