@@ -11,8 +11,8 @@ Waiting only pays when company is coming. An optional ``incoming`` callable says
 are already on their way (the server counts images being decoded); when it says none, the
 batch runs at once, so a lone request never pays the wait.
 
-The model runs on one dedicated thread: calls never overlap (TensorFlow already uses every
-core inside one call), and the event loop is never blocked.
+The model runs on one dedicated thread: calls never overlap (one interpreter, not thread-safe;
+see model.py), and the event loop is never blocked.
 """
 
 from __future__ import annotations

@@ -224,15 +224,15 @@ def _background(gray: np.ndarray) -> np.ndarray:
     scale = min(1.0, BACKGROUND_GRID / max(height, width))
     grid_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     grid = np.asarray(Image.fromarray(gray).resize(grid_size, Image.Resampling.BOX), dtype=np.float64)
-    terms = _quadratic_terms(grid.shape)
     values = grid.ravel()
     level = median(values)
     if level - float(values.min()) < EVEN_PAPER:  # one level throughout (a drawing, a clean scan):
         return np.float32(level)  # type: ignore[return-value]  # nothing to fit
+    terms = _quadratic_terms(grid.shape)
     paper = values <= level  # the paper is the majority of any photo of a digit
     for _ in range(3):
         if paper.sum() < 12:
-            return np.full_like(gray, median(values))
+            return np.full_like(gray, level)
         coefficients = _least_squares(terms[paper], values[paper])
         fitted = terms @ coefficients
         spread = 1.4826 * median(np.abs(values[paper] - fitted[paper]))
