@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import operator
 import struct
 import warnings
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ BOX = 20
 # Images are shrunk to this before any numpy work: plenty of resolution for a digit, and it
 # bounds memory and time whatever the upload's size.
 WORKING_SIDE = 512
+# A JPEG is decoded by libjpeg at 1/2, 1/4 or 1/8 scale when that keeps at least this on its
+# longer side: a 4032×3024 phone photo at 1/8 (504 px, each pixel the mean of an 8×8 block),
+# not at 1/4 (1008 px) only to be shrunk to 512 afterwards.
+DRAFT_SIDE = 480
 # Digits are first looked for on a copy averaged down to about this many px on its shorter side
 # (a 280 px canvas to 140 px), and only when they are big there (see segment.read): the field
 # gives a digit 20 px, so the finer grain only cost time (a canvas took ~1.6 ms of CPU, half of it
@@ -68,7 +73,6 @@ MIN_CONTRAST = 0.12
 
 # An alpha channel whose every pixel is at least this is opaque (within 0.99).
 OPAQUE = 253
-_GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma
 
 
 class ImageError(ValueError):
@@ -108,7 +112,7 @@ def working_size(image: Image.Image) -> Image.Image:
 def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) -> tuple[Image.Image, tuple[int, int]]:
     """The first frame, EXIF-rotated upright, in a working mode, and the upright image's full
     size: at full resolution, or with ``draft`` as small as the JPEG decoder can make it while
-    keeping WORKING_SIDE px."""
+    keeping DRAFT_SIDE px, and in luma alone (the colour is never used)."""
     if not data:
         raise ImageError("EMPTY_IMAGE", "the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -121,8 +125,11 @@ def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) ->
             image.seek(0)  # multi-frame GIF/TIFF/WebP/APNG: the first frame is the upload
             width, height = image.size
             if draft and image.format == "JPEG":
-                # Let libjpeg decode at a reduced scale: far faster and smaller for big photos.
-                image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
+                # libjpeg decodes at a reduced scale, and only the luma plane of a colour JPEG
+                # (its Y is the ITU-R 601 luma to_grayscale takes): a third to 40% less CPU for a photo.
+                scale = DRAFT_SIDE / max(width, height)
+                box = (math.ceil(width * scale), math.ceil(height * scale))
+                image.draft("L" if image.mode == "RGB" else image.mode, box)
             image.load()
             before = image.size
             ImageOps.exif_transpose(image, in_place=True)  # not a copy of every upright upload
@@ -172,43 +179,55 @@ def _working_mode(image: Image.Image) -> Image.Image:
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Luminance in [0, 1] (float32), with any transparency flattened onto a contrasting paper.
-
-    A canvas drawing is often ink on a transparent background; whatever colour the hidden
-    pixels have is meaningless (often transparent black under black ink), so the paper is
-    chosen to contrast with the visible ink.
-    """
+    """Luminance in [0, 1] (float32), with any transparency flattened onto a contrasting paper
+    (``flat_luma``)."""
     image = _working_mode(image)
     if image.mode == "F":
         return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-    # PIL's L conversion is ITU-R 601 luma in integer arithmetic (at most 1/255 from the exact
-    # value) and about four times cheaper than doing it in float in numpy.
-    luma = np.asarray(image.convert("L"), dtype=np.float32)
+    luma = np.asarray(flat_luma(image), dtype=np.float32)
     luma /= 255.0
+    return luma
+
+
+def flat_luma(image: Image.Image) -> Image.Image:
+    """An 8-bit L, RGB or RGBA image's luma (mode L), transparency flattened onto a paper that
+    contrasts with the visible ink.
+
+    A canvas drawing is often ink on a transparent background; whatever colour the hidden
+    pixels have is meaningless (often transparent black under black ink), so the paper is
+    chosen to contrast with the visible ink. PIL's L conversion is ITU-R 601 luma in integer
+    arithmetic (at most 1/255 from the exact value), about four times cheaper than in float in
+    numpy; its histogram and compositing took a transparent canvas 10% less CPU than numpy's.
+    """
+    if image.mode == "L":
+        return image
+    luma = image.convert("L")
     if image.mode != "RGBA":
         return luma
-    alpha8 = np.asarray(image.getchannel("A"))
-    if alpha8.min() >= OPAQUE:
+    alpha = image.getchannel("A")
+    if alpha.getextrema()[0] >= OPAQUE:
         return luma
-    alpha = alpha8.astype(np.float32) / 255.0
-    visible = alpha8 > 127
-    ink_is_dark = not visible.any() or float(luma[visible].mean()) < 0.5
-    paper = 1.0 if ink_is_dark else 0.0
-    return alpha * luma + (1.0 - alpha) * paper
+    # The luma of the pixels one sees: alpha above one half (mode 1 without dither: >= 128).
+    counts = luma.histogram(alpha.convert("1", dither=Image.Dither.NONE))
+    seen = sum(counts)
+    ink_is_dark = not seen or sum(map(operator.mul, range(256), counts)) < 127.5 * seen
+    paper = Image.new("L", image.size, 255 if ink_is_dark else 0)
+    return Image.composite(luma, paper, alpha)
 
 
 def reduction(image: Image.Image) -> int:
     """The integer k by which a working copy can be averaged over k×k blocks (``Image.reduce``:
-    every pixel an exact box mean, RGBA averaged premultiplied) to about REDUCED_SIDE px on
-    its shorter side; 1 when it is under twice that."""
+    every pixel an exact box mean) to about REDUCED_SIDE px on its shorter side; 1 when it is
+    under twice that."""
     return max(1, min(image.size) // REDUCED_SIDE)
 
 
 def reduced(image: Image.Image, factor: int) -> Image.Image:
-    """``image`` averaged over ``factor``×``factor`` blocks: in luma alone when colour and alpha
-    carry nothing ``to_grayscale`` would use (one band to average instead of three or four)."""
-    if image.mode == "RGB" or (image.mode == "RGBA" and image.getchannel("A").getextrema()[0] >= OPAQUE):
-        image = image.convert("L")
+    """``image`` averaged over ``factor``×``factor`` blocks, in luma alone: flattened first
+    (``flat_luma``), which is the same as flattening the average (compositing is linear) with
+    one band to average instead of three or four."""
+    if image.mode in ("RGB", "RGBA"):
+        image = flat_luma(image)
     return image.reduce(factor)
 
 

@@ -278,6 +278,28 @@ def test_a_big_photo_is_decoded_within_bounded_memory(digits):
     assert np.abs(field - preprocess.to_mnist(encode(images[9]))).mean() < 0.05
 
 
+def test_a_phone_photo_is_drafted_at_an_eighth_in_luma_alone(digits):
+    # 4032×3024, the commonest phone camera: libjpeg decodes only the luma plane, at 1/8 (504 px,
+    # each pixel an 8×8 block's mean), not at 1/4 in colour to be shrunk to 512 afterwards.
+    images, _ = digits
+    rgb = np.full((3024, 4032, 3), (235, 225, 205), dtype=np.uint8)  # warm paper
+    digit = np.asarray(Image.fromarray(255 - images[4]).resize((1000, 1000)))
+    rgb[1000:2000, 1500:2500] = digit[..., None]
+    image, full = preprocess.open_upright(encode(rgb, "JPEG"), draft=True)
+    assert (image.mode, image.size, full) == ("L", (504, 378), (4032, 3024))
+    field = preprocess.to_mnist(encode(rgb, "JPEG"))
+    assert np.abs(field - preprocess.to_mnist(encode(images[4]))).mean() < 0.05
+
+
+def test_light_ink_on_a_transparent_background_is_flattened_onto_dark_paper(digits):
+    images, _ = digits
+    rgba = np.full((28, 28, 4), 255, dtype=np.uint8)  # white strokes, hidden pixels white too
+    rgba[..., 3] = images[6]
+    flat = np.asarray(preprocess.flat_luma(Image.fromarray(rgba)))
+    assert flat[images[6] == 0].max() == 0 and flat[images[6] == 255].min() == 255
+    assert np.abs(preprocess.to_mnist(encode(rgba)) - preprocess.to_mnist(encode(images[6]))).mean() < 0.02
+
+
 def test_upload_over_the_byte_limit_is_refused(digits):
     images, _ = digits
     data = encode(images[0])
