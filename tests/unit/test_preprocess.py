@@ -278,15 +278,18 @@ def test_a_big_photo_is_decoded_within_bounded_memory(digits):
     assert np.abs(field - preprocess.to_mnist(encode(images[9]))).mean() < 0.05
 
 
-def test_a_phone_photo_is_drafted_at_an_eighth_in_luma_alone(digits):
+def test_a_phone_photo_is_decoded_in_luma_alone_and_drafted_at_an_eighth(digits):
     # 4032×3024, the commonest phone camera: libjpeg decodes only the luma plane, at 1/8 (504 px,
     # each pixel an 8×8 block's mean), not at 1/4 in colour to be shrunk to 512 afterwards.
     images, _ = digits
     rgb = np.full((3024, 4032, 3), (235, 225, 205), dtype=np.uint8)  # warm paper
     digit = np.asarray(Image.fromarray(255 - images[4]).resize((1000, 1000)))
     rgb[1000:2000, 1500:2500] = digit[..., None]
-    image, full = preprocess.open_upright(encode(rgb, "JPEG"), draft=True)
+    data = encode(rgb, "JPEG")
+    image, full = preprocess.open_upright(data, draft=True)
     assert (image.mode, image.size, full) == ("L", (504, 378), (4032, 3024))
+    # At full scale too (a small digit's crop): luma alone, 2.7× cheaper than in colour.
+    assert preprocess.open_upright(data)[0].mode == "L"
     field = preprocess.to_mnist(encode(rgb, "JPEG"))
     assert np.abs(field - preprocess.to_mnist(encode(images[4]))).mean() < 0.05
 
