@@ -91,10 +91,11 @@ def transparent_canvas() -> Payload:
                    _encode(rgba, "PNG"), "image/png", "drawing.png")  # fmt: skip
 
 
-def _photo_rgb(width: int, height: int, noise: float, seed: int) -> np.ndarray:
-    """A handwritten seven on lit paper: ink blurred like a pen, gradient light, sensor noise."""
+def _photo_rgb(width: int, height: int, noise: float, seed: int, digit: float = 0.45) -> np.ndarray:
+    """A handwritten seven on lit paper, ``digit`` of the frame's shorter side tall: ink blurred
+    like a pen, gradient light, sensor noise."""
     rng = np.random.default_rng(seed)
-    side = min(width, height) * 0.45
+    side = min(width, height) * digit
     mask = _strokes(
         (width, height), max(3, round(side / 28)), side / 280, (round(width * 0.3), round(height * 0.25))
     )
@@ -110,6 +111,14 @@ def phone_photo(width: int = 2016, height: int = 1512, quality: int = 85, noise:
     data = _encode(Image.fromarray(_photo_rgb(width, height, noise, 1)), "JPEG", quality=quality)
     return Payload(f"photo-{width}x{height}", f"phone photo, {width}×{height} JPEG q{quality}",
                    data, "image/jpeg", "IMG_0001.jpg")  # fmt: skip
+
+
+def small_digit_photo() -> Payload:
+    """A 4032×3024 phone photo whose digit spans ~7% of the frame: found on the 1/8 draft, then
+    read again from a crop of the full-resolution image (segment.read)."""
+    data = _encode(Image.fromarray(_photo_rgb(4032, 3024, 7.0, 2, digit=0.07)), "JPEG", quality=70)
+    return Payload("photo-small-digit", "phone photo, 4032×3024 JPEG q70, digit 7% of the frame",
+                   data, "image/jpeg", "IMG_0003.jpg")  # fmt: skip
 
 
 def phone_screenshot() -> Payload:
@@ -128,12 +137,14 @@ def for_load() -> list[Payload]:
 
 
 def for_preprocessing() -> list[Payload]:
-    """Typical uploads for the preprocessing micro-benchmark (the target is ≤ 1 ms each)."""
+    """Typical uploads for the preprocessing micro-benchmark (the target is ≤ 1 ms each), and a
+    photo of a small digit, which costs a second, full-resolution decode."""
     return [
         seven(),
         canvas(),
         transparent_canvas(),
         phone_photo(),
         phone_photo(4032, 3024, 70, 7.0),
+        small_digit_photo(),
         phone_screenshot(),
     ]
