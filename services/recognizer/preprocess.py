@@ -226,8 +226,8 @@ def reduction(image: Image.Image) -> int:
 
 def reduced(image: Image.Image, factor: int) -> Image.Image:
     """``image`` averaged over ``factor``×``factor`` blocks, in luma alone: flattened first
-    (``flat_luma``), which is the same as flattening the average (compositing is linear) with
-    one band to average instead of three or four."""
+    (``flat_luma``), which up to rounding is flattening the average (compositing is linear),
+    with one band to average instead of three or four."""
     if image.mode in ("RGB", "RGBA"):
         image = flat_luma(image)
     return image.reduce(factor)
