@@ -1,5 +1,6 @@
 """``python -m services.gateway``: run the HTTP gateway with uvicorn."""
 
+import digits.grpc_engine  # noqa: F401, I001  (first: it must run before grpc loads)
 import logging
 
 import uvicorn

@@ -1,1 +1,1 @@
-"""The recognizer service: a CNN trained on MNIST, served from a TensorFlow SavedModel."""
+"""The recognizer service: a CNN trained on MNIST, served with LiteRT (see model.py)."""

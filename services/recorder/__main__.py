@@ -1,5 +1,6 @@
 """``python -m services.recorder``: run the Recorder gRPC service."""
 
+import digits.grpc_engine  # noqa: F401, I001  (first: it must run before grpc loads)
 from digits.grpc_server import main
 from services.recorder.config import Config
 from services.recorder.server import build
