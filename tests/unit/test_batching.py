@@ -241,3 +241,85 @@ def test_the_batcher_waits_for_items_announced_as_on_their_way():
         await batcher.close()
 
     run(main)
+
+
+def test_a_lone_item_after_a_lull_runs_on_the_callers_thread_when_asked():
+    model = FakeModel()
+    observed: list[tuple[int, list[float]]] = []
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0,
+                          inline_after_lull=True, observe=lambda size, waits: observed.append((size, list(waits))))  # fmt: skip
+        assert await batcher.submit(3) == 6
+        assert model.threads == {threading.get_ident()}  # the event loop's own thread: no hand-off
+        assert model.batches == [[3]]
+        assert observed == [(1, [0.0])]  # the metrics still see the call
+        await batcher.close()
+
+    run(main)
+
+
+def test_an_item_arriving_while_a_batch_runs_waits_for_the_model_thread_even_when_inline_is_allowed():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    on_the_way = [1]
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=0.01, incoming=lambda: on_the_way[0],
+                          inline_after_lull=True)  # fmt: skip
+        first = asyncio.ensure_future(batcher.submit(1))  # company announced: queued, not inline
+        await asyncio.to_thread(model.entered.wait, 10)  # its batch now runs on the model thread
+        on_the_way[0] = 0
+        second = asyncio.ensure_future(batcher.submit(2))  # the model is busy: never a second caller
+        await asyncio.sleep(0.05)
+        assert model.batches == [[1]]
+        gate.set()
+        assert (await first, await second) == (2, 4)
+        assert model.batches == [[1], [2]]
+        assert threading.get_ident() not in model.threads
+        await batcher.close()
+
+    run(main)
+
+
+def test_an_inline_call_that_fails_fails_its_caller_alone_and_the_next_one_succeeds():
+    model = FakeModel(fail_with=RuntimeError("model broke"))
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        with pytest.raises(RuntimeError, match="model broke"):
+            await batcher.submit(1)
+        model.fail_with = None
+        assert batcher.idle
+        assert await batcher.submit(2) == 4
+        await batcher.close()
+
+    run(main)
+
+
+def test_a_lone_item_that_closely_follows_the_last_call_takes_the_batching_path():
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        assert await batcher.submit(1) == 2  # the first call ever: after a lull
+        assert await batcher.submit(2) == 4  # within max_wait of it: a burst may be starting
+        assert model.batches == [[1], [2]]
+        assert len(model.threads) == 2 and threading.get_ident() in model.threads
+        await batcher.close()
+
+    run(main)
+
+
+def test_items_submitted_together_share_one_call_even_after_a_lull():
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        assert await batcher.submit_many([1, 2, 3]) == [2, 4, 6]
+        assert await batcher.submit_many([]) == []
+        assert model.batches == [[1, 2, 3]]
+        assert threading.get_ident() not in model.threads
+        await batcher.close()
+
+    run(main)
