@@ -31,6 +31,7 @@ class Config:
     batching: bool = True  # RECOGNIZER_BATCHING
     max_batch_size: int = 64  # RECOGNIZER_MAX_BATCH_SIZE: images per model call
     # How long the first request of a batch waits for others; TF Serving's guidance is ~1 ms.
+    # A lone image this long after the last model call runs at once, on the event loop.
     max_batch_wait_seconds: float = 0.001  # RECOGNIZER_MAX_BATCH_WAIT_SECONDS
     max_images_per_call: int = 256  # RECOGNIZER_MAX_IMAGES_PER_CALL: bound on one RecognizeBatch
     # An image is refused as "not a digit" when the model's probability of that reaches this.

@@ -2,8 +2,8 @@
 
 Each image is decoded, cut into its digits and normalised in a small thread pool
 (segment.py), then every piece is handed to the batcher (batching.py), which runs the model on
-its own thread for every piece queued at that moment; reading.py turns the scores into the
-answer. ``RecognizeBatch`` goes through the same path, image by image, so its images share
+its own thread for every piece queued at that moment (or, for a lone piece after a lull, at
+once on the event loop); reading.py turns the scores into the answer. ``RecognizeBatch`` goes through the same path, image by image, so its images share
 model calls with each other and with concurrent ``Recognize`` calls.
 """
 
