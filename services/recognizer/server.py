@@ -3,8 +3,9 @@
 Each image is decoded, cut into its digits and normalised in a small thread pool
 (segment.py), then every piece is handed to the batcher (batching.py), which runs the model on
 its own thread for every piece queued at that moment (or, for a lone piece after a lull, at
-once on the event loop); reading.py turns the scores into the answer. ``RecognizeBatch`` goes through the same path, image by image, so its images share
-model calls with each other and with concurrent ``Recognize`` calls.
+once on the event loop); reading.py turns the scores into the answer. ``RecognizeBatch`` goes
+through the same path, image by image, so its images share model calls with each other and
+with concurrent ``Recognize`` calls.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         self._batcher = Batcher(
             infer, max_batch, max_wait, observe=observe, thread_name="recognizer-model",
             incoming=lambda: self._decoding,
-            # A model call is ~0.15 ms (model.py): after a lull, cheaper here than two hand-offs.
+            # A model call is ~0.1 ms (model.py): after a lull, cheaper here than two hand-offs.
             inline_after_lull=True,
         )  # fmt: skip
         self._model = model
