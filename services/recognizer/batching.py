@@ -120,13 +120,17 @@ class Batcher(Generic[In, Out]):
             self._observe(1, [0.0])
         self._running = True
         try:
-            outputs = self._run_batch([value])
+            return self._call_model([value])[0]
         finally:
             self._running = False
             self._last_call_ended = time.perf_counter()
-        if len(outputs) != 1:
-            raise RuntimeError(f"run_batch returned {len(outputs)} outputs for 1 input")
-        return outputs[0]
+
+    def _call_model(self, values: list[In]) -> Sequence[Out]:
+        """``run_batch(values)``, checked to answer each of them (on whichever thread runs it)."""
+        outputs = self._run_batch(values)
+        if len(outputs) != len(values):
+            raise RuntimeError(f"run_batch returned {len(outputs)} outputs for {len(values)} inputs")
+        return outputs
 
     @property
     def idle(self) -> bool:
@@ -187,9 +191,7 @@ class Batcher(Generic[In, Out]):
         self._running = True
         try:
             loop = asyncio.get_running_loop()
-            outputs = await loop.run_in_executor(self._executor, self._run_batch, values)
-            if len(outputs) != len(batch):
-                raise RuntimeError(f"run_batch returned {len(outputs)} outputs for {len(batch)} inputs")
+            outputs = await loop.run_in_executor(self._executor, self._call_model, values)
         except Exception as exc:  # every waiter of this batch sees the failure; the next batch may succeed
             log.exception("batch failed", extra={"batch_size": len(batch)})
             for item in batch:

@@ -243,13 +243,18 @@ def test_the_batcher_waits_for_items_announced_as_on_their_way():
     run(main)
 
 
+def lull_batcher(model: FakeModel, **settings) -> Batcher:  # type: ignore[no-untyped-def]
+    """A batcher that runs a lone item inline after a lull; nothing is ever announced as coming."""
+    return Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True,
+                   **settings)  # fmt: skip
+
+
 def test_a_lone_item_after_a_lull_runs_on_the_callers_thread_when_asked():
     model = FakeModel()
     observed: list[tuple[int, list[float]]] = []
 
     async def main() -> None:
-        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0,
-                          inline_after_lull=True, observe=lambda size, waits: observed.append((size, list(waits))))  # fmt: skip
+        batcher = lull_batcher(model, observe=lambda size, waits: observed.append((size, list(waits))))
         assert await batcher.submit(3) == 6
         assert model.threads == {threading.get_ident()}  # the event loop's own thread: no hand-off
         assert model.batches == [[3]]
@@ -286,7 +291,7 @@ def test_an_inline_call_that_fails_fails_its_caller_alone_and_the_next_one_succe
     model = FakeModel(fail_with=RuntimeError("model broke"))
 
     async def main() -> None:
-        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        batcher = lull_batcher(model)
         with pytest.raises(RuntimeError, match="model broke"):
             await batcher.submit(1)
         model.fail_with = None
@@ -301,7 +306,7 @@ def test_a_lone_item_that_closely_follows_the_last_call_takes_the_batching_path(
     model = FakeModel()
 
     async def main() -> None:
-        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        batcher = lull_batcher(model)
         assert await batcher.submit(1) == 2  # the first call ever: after a lull
         assert await batcher.submit(2) == 4  # within max_wait of it: a burst may be starting
         assert model.batches == [[1], [2]]
@@ -315,7 +320,7 @@ def test_items_submitted_together_share_one_call_even_after_a_lull():
     model = FakeModel()
 
     async def main() -> None:
-        batcher = Batcher(model, max_batch_size=64, max_wait_seconds=2.0, incoming=lambda: 0, inline_after_lull=True)
+        batcher = lull_batcher(model)
         assert await batcher.submit_many([1, 2, 3]) == [2, 4, 6]
         assert await batcher.submit_many([]) == []
         assert model.batches == [[1, 2, 3]]
