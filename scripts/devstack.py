@@ -35,6 +35,39 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+CASSANDRA_CPUS_ENV = "DIGITS_CASSANDRA_CPUS"
+
+
+def cassandra_cpus(setting: str | None = None) -> frozenset[int] | None:
+    """The cores the stack's Cassandra runs on once it is up; None: wherever the kernel puts it.
+
+    By default the last quarter of the cores this process may use (at least one), when there
+    are two or more. Between requests Cassandra's request threads spin (parking 10 µs at a
+    time until ~10 ms pass without work), and on a small machine they took turns with the
+    services on every core: confined to one of two cores, an upload at concurrency 1 took
+    ~0.7–1.1 ms less and the uploads/s at 64 were the same (docs/capacity.md). ``setting`` (by
+    default $DIGITS_CASSANDRA_CPUS) may name the cores, as "1" or "2-3,6", or be "none"."""
+    allowed = sorted(os.sched_getaffinity(0))
+    setting = (os.environ.get(CASSANDRA_CPUS_ENV, "auto") if setting is None else setting).strip().lower()
+    if setting == "none":
+        return None
+    if setting in ("", "auto"):
+        return frozenset(allowed[-max(1, len(allowed) // 4) :]) if len(allowed) >= 2 else None
+    cpus: set[int] = set()
+    try:
+        for part in setting.split(","):
+            first, dash, last = part.partition("-")
+            span = range(int(first), int(last if dash else first) + 1)
+            if not span:
+                raise ValueError(part)
+            cpus.update(span)
+    except ValueError:
+        raise ValueError(f'{CASSANDRA_CPUS_ENV}={setting!r}: expected "auto", "none" or cores such as "1" or "2-3,6"') from None
+    if not cpus or not cpus <= set(allowed):
+        raise ValueError(f"{CASSANDRA_CPUS_ENV}={setting!r}: this process may use cores {allowed} only")
+    return frozenset(cpus)
+
+
 @dataclass
 class StackConfig:
     run_dir: Path = ROOT / ".run"
@@ -55,6 +88,8 @@ class StackConfig:
     manage_cassandra: bool = True
     # C1-only JIT: a quicker start for tests and `make run`; `make bench` wants full speed.
     cassandra_fast_start: bool = True
+    # The cores Cassandra runs on once up (None: any); only for a Cassandra the stack manages.
+    cassandra_cpus: frozenset[int] | None = field(default_factory=cassandra_cpus)
 
     @classmethod
     def on_free_ports(cls, **settings: object) -> "StackConfig":
@@ -199,6 +234,8 @@ class Stack:
     def start(self) -> None:
         if self.config.manage_cassandra:
             self.cassandra.start(wait=True)  # installs the jars first if they are missing
+            if self.config.cassandra_cpus:
+                self.cassandra.confine(self.config.cassandra_cpus)
         # The recognizer loads TensorFlow while Cassandra settles and the recorder connects.
         for name in ("recognizer", "recorder"):
             self.start_service(name)

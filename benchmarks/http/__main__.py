@@ -184,7 +184,7 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def header(settings: Settings, load_average: tuple[float, float, float]) -> str:
+def header(settings: Settings, load_average: tuple[float, float, float], cassandra_cpus: frozenset[int] | None) -> str:
     dirty = _git("status", "--porcelain", "--", "services", "digits", "scripts", "benchmarks/http")
     env = " ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith("BENCH_"))
     return "\n".join([
@@ -193,19 +193,22 @@ def header(settings: Settings, load_average: tuple[float, float, float]) -> str:
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{_git('rev-parse', '--short', 'HEAD')}`"
         + (" with uncommitted changes in services/ digits/ scripts/ or benchmarks/http" if dirty else ""),
         f"- machine: {os.cpu_count()} CPU cores, shared with whatever else runs (load average at start "
-        f"{load_average[0]:.1f}); client, services and Cassandra all on it, over loopback",
+        f"{load_average[0]:.1f}); client, services and Cassandra all on it, over loopback; "
+        + (f"Cassandra confined to CPU {','.join(map(str, sorted(cassandra_cpus)))} once up, as `make run` does "
+           "(`DIGITS_CASSANDRA_CPUS`, scripts/devstack.py)" if cassandra_cpus else "Cassandra on any core"),
         f"- command: `{(env + ' ') if env else ''}make bench`; {settings.seconds:g} s per point in "
         f"{settings.rounds} rounds, warm-up {settings.warmup_seconds:g} s per system, "
         f"overload {settings.overload_seconds:g} s",
     ])  # fmt: skip
 
 
-def write_report(settings: Settings, load_average: tuple[float, float, float], probes: list[str],
+def write_report(settings: Settings, load_average: tuple[float, float, float], cassandra_cpus: frozenset[int] | None,
+                 probes: list[str],
                  pre: list[preprocessing.PreprocessPoint], points: list[Point], stage_rows: list[stages.Stage],
                  stage_point: Point, over: overload.OverloadResult) -> str:  # fmt: skip
     c = settings.overload_concurrency
     text = "\n".join([
-        header(settings, load_average),
+        header(settings, load_average, cassandra_cpus),
         "",
         "## Preprocessing: CPU per upload (`services.recognizer.segment.read`, what the recognizer runs per image)",
         "",
@@ -291,7 +294,8 @@ def main() -> int:
     finally:
         say("stopping everything")
         systems.stop(running)
-    text = write_report(settings, load_average, probes, pre, points, stage_rows, stage_point, over)
+    text = write_report(settings, load_average, running.stack.config.cassandra_cpus, probes, pre, points, stage_rows,
+                        stage_point, over)
     text += f"\nTook {time.monotonic() - started:.0f} s in all.\n"
     (OUT / "bench.md").write_text(text)
     plots.throughput(points, OUT / "bench-throughput.png", "throughput")

@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -260,6 +260,14 @@ class CassandraCluster:
             self.say(f"node{i} starting on {self.hosts[i]} (pid {self.pid(i)})")
         if wait:
             self.wait_ready(timeout=timeout, nodes=[i])
+
+    def confine(self, cpus: Collection[int]) -> None:
+        """Run every live node on ``cpus`` only, from now on (see ``processes.confine``)."""
+        for i in range(self.size):
+            pid = self.pid(i)
+            if pid is not None:
+                threads = processes.confine(pid, cpus)
+                self.say(f"node{i} confined to CPU {','.join(map(str, sorted(cpus)))} ({threads} threads)")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop every node: SIGTERM (Cassandra drains), SIGKILL whatever outlives ``timeout``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Collection
 from pathlib import Path
 
 from scripts.cassandra.config import DAEMON_CLASS
@@ -53,6 +54,27 @@ def launch(command: list[str], cwd: Path, stdout_file: Path) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def confine(pid: int, cpus: Collection[int]) -> int:
+    """Confine every thread of ``pid`` to ``cpus``; the threads it starts later inherit that.
+    Returns how many threads were moved. Lists the threads again until a pass finds no new one,
+    as a thread may start between a listing and the move of the thread that started it."""
+    moved: set[int] = set()
+    while True:
+        try:
+            threads = {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+        except FileNotFoundError:  # the process has exited
+            return len(moved)
+        new = threads - moved
+        if not new:
+            return len(moved)
+        for tid in new:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except ProcessLookupError:  # that thread has exited
+                pass
+        moved |= new
 
 
 def process_gone(pid: int) -> bool:

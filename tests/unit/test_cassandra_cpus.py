@@ -1,0 +1,92 @@
+"""The cores the dev stack's Cassandra runs on: which ones (``cassandra_cpus``) and the move
+itself (``processes.confine``). A small Python child with threads stands in for the JVM (a
+fake: no Cassandra); its threads' affinity is read back from /proc and from the child."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.cassandra.processes import confine
+from scripts.devstack import cassandra_cpus
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+needs_two_cores = pytest.mark.skipif(len(ALLOWED) < 2, reason="confining needs a second core to mean anything")
+
+# Starts two threads that sleep, says so, then on each line of input starts one more thread
+# and prints the cores that new thread may use.
+_CHILD = """
+import os, sys, threading, time
+for _ in range(2):
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("ready", flush=True)
+for _ in sys.stdin:
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0))))
+    thread.start()
+    thread.join()
+    print(",".join(map(str, seen[0])), flush=True)
+"""
+
+
+def _allowed(pid: int, tid: int) -> str:
+    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("no Cpus_allowed_list")
+
+
+@needs_two_cores
+def test_every_thread_is_confined_and_threads_started_later_inherit_it():
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        last = ALLOWED[-1]
+        moved = confine(child.pid, {last})
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert moved >= 3  # the main thread and its two sleepers
+        assert {_allowed(child.pid, tid) for tid in threads} == {str(last)}
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == str(last)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_confining_a_process_that_has_exited_moves_nothing():
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert confine(child.pid, {ALLOWED[0]}) == 0
+
+
+@needs_two_cores
+def test_by_default_cassandra_gets_the_last_quarter_of_the_cores_and_at_least_one():
+    share = max(1, len(ALLOWED) // 4)
+    assert cassandra_cpus("auto") == frozenset(ALLOWED[-share:])
+    assert cassandra_cpus("") == cassandra_cpus("auto")
+
+
+def test_the_setting_names_cores_as_a_list_with_ranges_or_turns_it_off():
+    assert cassandra_cpus("none") is None
+    assert cassandra_cpus(f" {ALLOWED[0]} ") == frozenset({ALLOWED[0]})
+    if len(ALLOWED) >= 2 and ALLOWED[1] == ALLOWED[0] + 1:
+        assert cassandra_cpus(f"{ALLOWED[0]}-{ALLOWED[1]}") == frozenset(ALLOWED[:2])
+
+
+def test_the_environment_variable_is_read_when_no_setting_is_given(monkeypatch):
+    monkeypatch.setenv("DIGITS_CASSANDRA_CPUS", "none")
+    assert cassandra_cpus() is None
+    monkeypatch.setenv("DIGITS_CASSANDRA_CPUS", str(ALLOWED[0]))
+    assert cassandra_cpus() == frozenset({ALLOWED[0]})
+
+
+@pytest.mark.parametrize("setting", ["one", "1-", "-1", "1,,2", "1-0", str(max(ALLOWED) + 1)])
+def test_a_setting_that_is_not_cores_of_this_machine_is_refused_with_what_is_expected(setting):
+    with pytest.raises(ValueError, match="DIGITS_CASSANDRA_CPUS"):
+        cassandra_cpus(setting)
