@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.cassandra import CassandraCluster
 from scripts.cassandra.processes import confine
 from scripts.devstack import cassandra_cpus
 
@@ -54,6 +55,22 @@ def test_every_thread_is_confined_and_threads_started_later_inherit_it():
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == str(last)
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_two_cores
+def test_the_cluster_confines_each_live_node(tmp_path):
+    cluster = CassandraCluster(tmp_path, say=lambda line: None)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        cluster._children[0] = child  # as _launch leaves it
+        cluster.confine({ALLOWED[-1]})
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert {_allowed(child.pid, tid) for tid in threads} == {str(ALLOWED[-1])}
     finally:
         child.kill()
         child.wait()
