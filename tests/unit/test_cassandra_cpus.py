@@ -1,6 +1,7 @@
-"""The cores the dev stack's Cassandra runs on: which ones (``cassandra_cpus``) and the move
-itself (``processes.confine``). A small Python child with threads stands in for the JVM (a
-fake: no Cassandra); its threads' affinity is read back from /proc and from the child."""
+"""The cores the dev stack's Cassandra runs on: which ones (``cassandra_cpus``), the move
+itself (``processes.confine``) and when the stack makes it. A small Python child with threads
+stands in for the JVM (a fake: no Cassandra), its threads' affinity read back from /proc and
+from the child; the stack's tests use a fake cluster that only records its calls."""
 
 from __future__ import annotations
 
@@ -107,3 +108,40 @@ def test_the_environment_variable_is_read_when_no_setting_is_given(monkeypatch):
 def test_a_setting_that_is_not_cores_of_this_machine_is_refused_with_what_is_expected(setting):
     with pytest.raises(ValueError, match="DIGITS_CASSANDRA_CPUS"):
         cassandra_cpus(setting)
+
+
+class _FakeCassandra:
+    """Stands in for CassandraCluster in the stack (a small fake: no node is started)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def start(self, wait: bool) -> None:
+        self.calls.append(("start", wait))
+
+    def confine(self, cpus) -> None:  # type: ignore[no-untyped-def]
+        self.calls.append(("confine", cpus))
+
+
+@pytest.mark.parametrize("cpus", [frozenset({ALLOWED[-1]}), None])
+def test_the_stack_confines_the_cassandra_it_starts_once_it_is_up(tmp_path, monkeypatch, cpus):
+    from scripts import devstack
+
+    stack = devstack.Stack(devstack.StackConfig(run_dir=tmp_path, cassandra_cpus=cpus))
+    fake = stack.cassandra = _FakeCassandra()  # type: ignore[assignment]
+    monkeypatch.setattr(stack, "start_service", lambda name: None)
+    monkeypatch.setattr(stack, "wait_service", lambda name: None)
+    stack.start()
+    assert fake.calls == [("start", True), *([("confine", cpus)] if cpus else [])]
+
+
+def test_a_stack_on_a_cassandra_it_does_not_manage_leaves_it_alone(tmp_path, monkeypatch):
+    from scripts import devstack
+
+    config = devstack.StackConfig(run_dir=tmp_path, manage_cassandra=False, cassandra_cpus=frozenset({ALLOWED[-1]}))
+    stack = devstack.Stack(config)
+    fake = stack.cassandra = _FakeCassandra()  # type: ignore[assignment]
+    monkeypatch.setattr(stack, "start_service", lambda name: None)
+    monkeypatch.setattr(stack, "wait_service", lambda name: None)
+    stack.start()
+    assert fake.calls == []
