@@ -14,7 +14,7 @@ import pytest
 
 from scripts.cassandra import CassandraCluster
 from scripts.cassandra.processes import confine
-from scripts.devstack import cassandra_cpus
+from scripts.devstack import Stack, StackConfig, cassandra_cpus
 
 ALLOWED = sorted(os.sched_getaffinity(0))
 needs_two_cores = pytest.mark.skipif(len(ALLOWED) < 2, reason="confining needs a second core to mean anything")
@@ -35,46 +35,45 @@ for _ in sys.stdin:
 """
 
 
-def _allowed(pid: int, tid: int) -> str:
-    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
-        if line.startswith("Cpus_allowed_list:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError("no Cpus_allowed_list")
+def _cores_of_every_thread(pid: int) -> set[str]:
+    """Each thread's Cpus_allowed_list, as /proc shows it (one entry if they all agree)."""
+    cores = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        cores.add(next(line.split(":", 1)[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list:")))
+    return cores
 
 
-@needs_two_cores
-def test_every_thread_is_confined_and_threads_started_later_inherit_it():
-    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdin is not None and child.stdout is not None
+@pytest.fixture()
+def child():
+    """The threaded child, once its two sleepers run; killed after the test."""
+    process = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdin is not None and process.stdout is not None
     try:
-        assert child.stdout.readline().strip() == "ready"
-        last = ALLOWED[-1]
-        moved = confine(child.pid, {last})
-        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
-        assert moved >= 3  # the main thread and its two sleepers
-        assert {_allowed(child.pid, tid) for tid in threads} == {str(last)}
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        assert child.stdout.readline().strip() == str(last)
+        assert process.stdout.readline().strip() == "ready"
+        yield process
     finally:
-        child.kill()
-        child.wait()
+        process.kill()
+        process.wait()
 
 
 @needs_two_cores
-def test_the_cluster_confines_each_live_node(tmp_path):
+def test_every_thread_is_confined_and_threads_started_later_inherit_it(child):
+    last = ALLOWED[-1]
+    moved = confine(child.pid, {last})
+    assert moved >= 3  # the main thread and its two sleepers
+    assert _cores_of_every_thread(child.pid) == {str(last)}
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == str(last)
+
+
+@needs_two_cores
+def test_the_cluster_confines_each_live_node(tmp_path, child):
     cluster = CassandraCluster(tmp_path, say=lambda line: None)
-    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        cluster._children[0] = child  # as _launch leaves it
-        cluster.confine({ALLOWED[-1]})
-        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
-        assert {_allowed(child.pid, tid) for tid in threads} == {str(ALLOWED[-1])}
-    finally:
-        child.kill()
-        child.wait()
+    cluster._children[0] = child  # as _launch leaves it
+    cluster.confine({ALLOWED[-1]})
+    assert _cores_of_every_thread(child.pid) == {str(ALLOWED[-1])}
 
 
 def test_confining_a_process_that_has_exited_moves_nothing():
@@ -123,25 +122,22 @@ class _FakeCassandra:
         self.calls.append(("confine", cpus))
 
 
-@pytest.mark.parametrize("cpus", [frozenset({ALLOWED[-1]}), None])
-def test_the_stack_confines_the_cassandra_it_starts_once_it_is_up(tmp_path, monkeypatch, cpus):
-    from scripts import devstack
-
-    stack = devstack.Stack(devstack.StackConfig(run_dir=tmp_path, cassandra_cpus=cpus))
+def _calls_when_started(config: StackConfig, monkeypatch) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
+    """What the stack asked of its Cassandra in ``start()``, its services left out."""
+    stack = Stack(config)
     fake = stack.cassandra = _FakeCassandra()  # type: ignore[assignment]
     monkeypatch.setattr(stack, "start_service", lambda name: None)
     monkeypatch.setattr(stack, "wait_service", lambda name: None)
     stack.start()
-    assert fake.calls == [("start", True), *([("confine", cpus)] if cpus else [])]
+    return fake.calls
+
+
+@pytest.mark.parametrize("cpus", [frozenset({ALLOWED[-1]}), None])
+def test_the_stack_confines_the_cassandra_it_starts_once_it_is_up(tmp_path, monkeypatch, cpus):
+    calls = _calls_when_started(StackConfig(run_dir=tmp_path, cassandra_cpus=cpus), monkeypatch)
+    assert calls == [("start", True), *([("confine", cpus)] if cpus else [])]
 
 
 def test_a_stack_on_a_cassandra_it_does_not_manage_leaves_it_alone(tmp_path, monkeypatch):
-    from scripts import devstack
-
-    config = devstack.StackConfig(run_dir=tmp_path, manage_cassandra=False, cassandra_cpus=frozenset({ALLOWED[-1]}))
-    stack = devstack.Stack(config)
-    fake = stack.cassandra = _FakeCassandra()  # type: ignore[assignment]
-    monkeypatch.setattr(stack, "start_service", lambda name: None)
-    monkeypatch.setattr(stack, "wait_service", lambda name: None)
-    stack.start()
-    assert fake.calls == []
+    config = StackConfig(run_dir=tmp_path, manage_cassandra=False, cassandra_cpus=frozenset({ALLOWED[-1]}))
+    assert _calls_when_started(config, monkeypatch) == []
