@@ -126,6 +126,17 @@ def test_even_paper_is_its_own_level_without_a_fit_and_a_gradient_is_fitted(digi
     assert surface[-1].mean() - surface[0].mean() == pytest.approx(0.1, abs=0.02)
 
 
+@pytest.mark.parametrize("shape", [(112, 112), (140, 100), (97, 512), (28, 28), (1, 40)])
+def test_the_background_grid_is_pils_box_resize(shape):
+    # The grid is two matrix products with weights taken from PIL; it must stay PIL's BOX resize.
+    gray = np.random.default_rng(1).random(shape, dtype=np.float32)
+    height, width = shape
+    scale = min(1.0, preprocess.BACKGROUND_GRID / max(height, width))
+    cells = (max(1, round(width * scale)), max(1, round(height * scale)))
+    expected = np.asarray(Image.fromarray(gray).resize(cells, Image.Resampling.BOX))
+    np.testing.assert_allclose(preprocess._coarse(gray), expected, rtol=0, atol=1e-6)
+
+
 def test_a_lighting_gradient_without_a_digit_is_not_a_digit():
     rows = np.linspace(250, 110, 400, dtype=np.float32)[:, None]
     page = np.broadcast_to(rows, (400, 300)).astype(np.uint8)
