@@ -5,7 +5,7 @@ import logging
 
 import uvicorn
 
-from digits import logs
+from digits import gc_tuning, logs
 from digits.config import describe
 from digits.metrics import serve_metrics
 from services.gateway.app import create_app
@@ -17,9 +17,11 @@ def main() -> None:
     logs.setup("gateway", config.log_level)
     logging.getLogger(__name__).info("starting", extra={"config": describe(config)})
     serve_metrics(config.host, config.metrics_port)
+    app = create_app(config)
+    gc_tuning.settle()
     # uvicorn stops on SIGTERM the graceful way: stop accepting, finish in-flight requests.
     uvicorn.run(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         log_config=None,  # keep our JSON log handler
