@@ -15,6 +15,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from threadpoolctl import threadpool_limits
+
 from benchmarks.http.payloads import Payload, for_preprocessing
 
 TARGET_MS = 1.0
@@ -49,7 +51,8 @@ def measure(payload: Payload, seconds: float, min_repetitions: int = 20) -> Prep
 
 
 def run(seconds_each: float = 1.5) -> list[PreprocessPoint]:
-    return [measure(p, seconds_each) for p in for_preprocessing()]
+    with threadpool_limits(1, user_api="blas"):  # as the recognizer runs it (server.build)
+        return [measure(p, seconds_each) for p in for_preprocessing()]
 
 
 def table(points: list[PreprocessPoint]) -> str:

@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 from PIL import Image
 from prometheus_client import Counter, Gauge, Histogram
+from threadpoolctl import threadpool_limits
 
 from digits import errors
 from digits.grpc_server import GrpcService
@@ -262,6 +263,10 @@ def _error(exc: preprocess.ImageError) -> recognizer_pb2.RecognizeBatchResult:
 
 
 def build(config: Config) -> GrpcService:
+    # One BLAS thread: the recognizer's matrix products are small (preprocessing's background
+    # grid, a 6×6 fit), and OpenBLAS's second thread, spinning on the other core while it waited
+    # for work, doubled their CPU for a 280 px image.
+    threadpool_limits(1, user_api="blas")
     servicer = RecognizerServicer(config)
     return GrpcService(
         register=lambda server: recognizer_pb2_grpc.add_RecognizerServicer_to_server(servicer, server),

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
 from services.recognizer.config import DEFAULT_MODEL_DIR, Config
@@ -55,6 +56,14 @@ def recognize(channel, data: bytes, timeout: float = 10) -> recognizer_pb2.Recog
 def test_health_is_serving_once_the_model_is_loaded(recognizer):
     reply = health_pb2_grpc.HealthStub(recognizer).Check(health_pb2.HealthCheckRequest(service="digits.v1.Recognizer"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_blas_runs_on_one_thread_once_built():
+    # OpenBLAS's second thread doubled the CPU of preprocessing's small matrix products.
+    with threadpool_limits(2, user_api="blas"):  # what a fresh process on two cores starts with
+        build(Config(host="127.0.0.1", port=0, metrics_port=0))
+        threads = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    assert threads == {1}
 
 
 def test_reflection_lists_the_service(recognizer):
