@@ -45,9 +45,8 @@ async def _required(request: Request, _: object = Depends(SCHEME)) -> None:
         raise Problem("authentication-required", "send `Authorization: Bearer <token>`")
 
 
-# Route dependencies. REQUIRED for everything but uploads; OPTIONAL documents that uploads may
-# carry a token, and OPTIONAL_SECURITY adds OpenAPI's `{}` alternative (anonymous is fine) to
-# the `bearer` requirement the dependency documents.
+# REQUIRED, a route dependency, for everything but uploads. Uploads may carry a token: their
+# OpenAPI operation says so itself (`bearer`, or `{}`: anonymous is fine) rather than through a
+# dependency, which would parse the header a second time on every upload.
 REQUIRED = Depends(_required)
-OPTIONAL = Depends(SCHEME)
-OPTIONAL_SECURITY = {"security": [{}]}
+OPTIONAL_SECURITY = {"security": [{"bearer": []}, {}]}

@@ -68,7 +68,6 @@ def router(config: Config) -> APIRouter:
         response_model=Recognition,
         responses=problems.responses(400, 401, 403, 413, 415, 422, 502, 503),
         openapi_extra={**_UPLOAD_SCHEMA, **auth.OPTIONAL_SECURITY},
-        dependencies=[auth.OPTIONAL],
         summary="Recognise the digit (or the number) in an image and record it",
         description="Anonymous without a token; with a user token, recorded under that user. An image may hold "
         "one digit or up to 12 side by side (`number`, `digits`). An image that shows no digit is refused "
