@@ -107,7 +107,11 @@ class StackConfig:
 
 
 class Process:
-    """A service as a child process whose output goes to a log file (and the terminal if asked)."""
+    """A service as a child process whose output goes to a log file (and the terminal if asked).
+
+    Unechoed, the child writes to the file itself: a thread here copying each line (one per
+    request from the gateway) would cost CPU that no service's figures show, under load.
+    """
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path, echo: bool) -> None:
         self.name = name
@@ -118,23 +122,24 @@ class Process:
             args,
             cwd=ROOT,
             env={**os.environ, **env},
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if echo else self._log,
             stderr=subprocess.STDOUT,
             text=True,
             # Own process group: Ctrl-C in the terminal reaches us, and we stop children in order.
             start_new_session=True,
         )
-        self._pump = threading.Thread(target=self._copy_output, args=(echo,), daemon=True)
-        self._pump.start()
+        self._pump: threading.Thread | None = None
+        if echo:
+            self._pump = threading.Thread(target=self._copy_output, daemon=True)
+            self._pump.start()
 
-    def _copy_output(self, echo: bool) -> None:
+    def _copy_output(self) -> None:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             self._log.write(line)
             self._log.flush()
-            if echo:
-                sys.stdout.write(f"{self.name:>10} | {line}")
-                sys.stdout.flush()
+            sys.stdout.write(f"{self.name:>10} | {line}")
+            sys.stdout.flush()
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -147,7 +152,8 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
-        self._pump.join(timeout=5)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
         self._log.close()
         return self.popen.returncode
 

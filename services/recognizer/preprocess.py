@@ -419,10 +419,13 @@ def _ink_bbox(ink: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, int
     return top, bottom, left, right
 
 
-def center_in_field(ink: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def center_in_field(
+    ink: np.ndarray, mask: np.ndarray | None = None, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """Crop to the digit, scale its longest side to 20 px, centre its mass in 28×28.
-    ``mask``: stroke_mask(ink), when the caller has it already."""
-    top, bottom, left, right = _ink_bbox(ink, mask)
+    ``mask``: stroke_mask(ink), when the caller has it already; ``box``: _ink_bbox(ink, mask),
+    likewise."""
+    top, bottom, left, right = box or _ink_bbox(ink, mask)
     digit = ink[top:bottom, left:right]
     height, width = digit.shape
     scale = BOX / max(height, width)

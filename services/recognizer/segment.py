@@ -161,7 +161,9 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
             frame = _Frame(round(x0), round(y0), (round(x1) - round(x0)) / crop.width)
             look = _look(preprocess.to_grayscale(crop), frame)
     if len(look.marks) == 1:  # one digit: exactly the single-digit path (dust handling included)
-        return [_group(look.marks[0], look.frame, preprocess.center_in_field(look.ink, look.mask))]
+        mark = look.marks[0]
+        field = preprocess.center_in_field(look.ink, look.mask, mark.bbox if mark.whole else None)
+        return [_group(mark, look.frame, field)]
     return [_group(m, look.frame, preprocess.center_in_field(m.ink)) for m in look.marks]
 
 
@@ -174,6 +176,9 @@ class _Mark:
     labels: set[int]
     weight: float
     window: tuple[np.ndarray, np.ndarray] = None  # type: ignore[assignment]  # labels and ink in its bbox
+    # The mask's only component: its box is the box center_in_field would find (one run of rows
+    # and of columns, no dust to drop), so it is handed over rather than found again.
+    whole: bool = False
 
     # Made when needed: a lone digit that is not wide never needs them.
     @functools.cached_property
@@ -207,13 +212,16 @@ def _marks(ink: np.ndarray, mask: np.ndarray) -> list[_Mark]:
         rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         boxes = [(slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))]
         sizes = np.array([float(np.count_nonzero(mask))])
+        whole = True
     else:
         boxes = ndimage.find_objects(labels)
         # Pixels per mark: a bincount is ~5× cheaper than ndimage.sum_labels, and equal (the
         # mask is 1 exactly where a label is).
         sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+        whole = False
     marks = [
-        _Mark(int(s[0].start), int(s[0].stop), int(s[1].start), int(s[1].stop), {i + 1}, float(sizes[i]))
+        _Mark(int(s[0].start), int(s[0].stop), int(s[1].start), int(s[1].stop), {i + 1}, float(sizes[i]),
+              whole=whole)  # fmt: skip
         for i, s in enumerate(boxes)
     ]
     # Dust is dropped, unless everything is dust (a texture): then it all stays, and is read whole.

@@ -36,6 +36,27 @@ def test_one_digit_reads_exactly_as_the_single_digit_path():
         np.testing.assert_array_equal(group.whole.field, preprocess.to_mnist(data))
 
 
+def test_a_lone_digit_hands_its_box_over_only_when_it_is_the_masks_only_component():
+    images, _ = mnist_test(20)
+    wholes = 0
+    for image in images:
+        specked = image.copy()
+        specked[1:4, 1:4] = 255  # dust in a corner: a second component, which _ink_bbox drops
+        for upload, dust in ((image, False), (specked, True)):
+            data = encode(upload)
+            ink = preprocess.to_ink(preprocess.to_grayscale(Image.open(io.BytesIO(data))))
+            mask = preprocess.stroke_mask(ink)
+            (mark,) = segment._marks(ink, mask)
+            if dust:
+                assert not mark.whole
+            elif mark.whole:
+                wholes += 1
+                assert mark.bbox == preprocess._ink_bbox(ink, mask)
+            (group,) = segment.read(data)
+            np.testing.assert_array_equal(group.whole.field, preprocess.to_mnist(data))
+    assert wholes >= 15  # most MNIST digits are one stroke
+
+
 def test_touching_digits_are_offered_cut_between_them():
     data, expected = drawn.number(2, gap=-1, start=3)
     (group,) = segment.read(data)  # touching: one mark
