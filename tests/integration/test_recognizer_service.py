@@ -193,14 +193,25 @@ def test_recognize_batch_refuses_more_images_than_the_limit(recognizer):
 
 
 def batches_for_concurrent_calls(channel, calls: int) -> tuple[float, float]:
-    """(model calls, images) counted by the batch-size histogram while ``calls`` Recognize calls run at once."""
-    seven = (DATA / "seven.png").read_bytes()
+    """(model calls, images) counted by the batch-size histogram while ``calls`` Recognize calls run at once.
+
+    The image is past the size decoded inline, so each call's decoding takes a worker thread
+    for a few milliseconds and the calls overlap there; with the small seven, each decoded
+    inline in well under a millisecond, a slow machine sometimes delivered the calls so far
+    apart that each found the server idle and ran alone (the batcher waits for company only
+    while some is being decoded)."""
+    buffer = io.BytesIO()
+    Image.open(DATA / "seven.png").convert("L").resize((600, 600)).save(buffer, "PNG", compress_level=0)
+    seven = buffer.getvalue()
+    assert len(seven) > Config().inline_max_bytes
     version = recognize(channel, seven).model_version
     count = metric("digits_recognizer_batch_size_count", model_version=version)
     total = metric("digits_recognizer_batch_size_sum", model_version=version)
-    with ThreadPoolExecutor(calls) as pool:
-        digits = list(pool.map(lambda _: recognize(channel, seven, timeout=30).digit, range(calls)))
-    assert digits == [7] * calls
+    # All sent before any answer is awaited (threads of a pool start one after another).
+    stub = recognizer_pb2_grpc.RecognizerStub(channel)
+    request = recognizer_pb2.RecognizeRequest(image=seven, content_type="image/png")
+    pending = [stub.Recognize.future(request, timeout=30) for _ in range(calls)]
+    assert [call.result().digit for call in pending] == [7] * calls
     return (
         metric("digits_recognizer_batch_size_count", model_version=version) - count,
         metric("digits_recognizer_batch_size_sum", model_version=version) - total,
