@@ -1,9 +1,9 @@
 """Structured logs: one JSON object per line on stdout, which is what log collectors in a
 cluster (and ``jq`` on a laptop) read best.
 
-The gateway writes a line per request, so a line's cost counts: about half of it went to work
-no line shows (the caller's frame, thread and process names) and to building a JSON encoder and
-a timestamp string afresh each time. ``setup`` turns the first off, as the logging HOWTO's
+The gateway writes a line per request, so a line's cost counts: about a third of it went to
+work no line shows (the caller's frame, thread and process names) and to building a JSON encoder
+and a timestamp string afresh each time. ``setup`` turns the first off, as the logging HOWTO's
 "Optimization" section describes; the formatter keeps one encoder and one timestamp a second.
 """
 
