@@ -53,6 +53,15 @@ def recognize(channel, data: bytes, timeout: float = 10) -> recognizer_pb2.Recog
     )
 
 
+def enlarged_seven(side: int, compress_level: int = 6) -> bytes:
+    """tests/data/seven.png scaled to ``side`` px a side, as a PNG: slower to decode than the
+    original, and past the size decoded inline when saved uncompressed (level 0)."""
+    buffer = io.BytesIO()
+    image = Image.open(DATA / "seven.png").convert("L").resize((side, side))
+    image.save(buffer, "PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
 def test_health_is_serving_once_the_model_is_loaded(recognizer):
     reply = health_pb2_grpc.HealthStub(recognizer).Check(health_pb2.HealthCheckRequest(service="digits.v1.Recognizer"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -200,9 +209,7 @@ def batches_for_concurrent_calls(channel, calls: int) -> tuple[float, float]:
     inline in well under a millisecond, a slow machine sometimes delivered the calls so far
     apart that each found the server idle and ran alone (the batcher waits for company only
     while some is being decoded)."""
-    buffer = io.BytesIO()
-    Image.open(DATA / "seven.png").convert("L").resize((600, 600)).save(buffer, "PNG", compress_level=0)
-    seven = buffer.getvalue()
+    seven = enlarged_seven(600, compress_level=0)
     assert len(seven) > Config().inline_max_bytes
     version = recognize(channel, seven).model_version
     count = metric("digits_recognizer_batch_size_count", model_version=version)
@@ -288,14 +295,7 @@ def test_a_model_directory_whose_files_do_not_match_its_version_never_serves(tmp
 def test_past_its_concurrency_bound_it_answers_resource_exhausted_at_once():
     """With room for one call, simultaneous calls beyond it are refused at once (the gateway's
     503), never queued past their deadline."""
-    import io
-
-    from PIL import Image
-
-    big = Image.open(DATA / "seven.png").convert("L").resize((1500, 1500))  # slow enough to overlap
-    buffer = io.BytesIO()
-    big.save(buffer, "PNG")
-    request = recognizer_pb2.RecognizeRequest(image=buffer.getvalue())
+    request = recognizer_pb2.RecognizeRequest(image=enlarged_seven(1500))  # slow enough to overlap
     service, channel = serve(max_concurrent_rpcs=1)
     try:
         stub = recognizer_pb2_grpc.RecognizerStub(channel)
