@@ -244,6 +244,19 @@ class ControlPlane:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
 
+    def state(self) -> str:
+        """What a stuck rollout needs looked at: nodes, workloads, pods, claims, recent events,
+        and the tails of the scheduler's, the controllers' and kwok's logs."""
+        parts = []
+        for args in (("get", "nodes", "-o", "wide"),
+                     ("get", "statefulsets,deployments,jobs,pods,pvc,pv", "-A", "-o", "wide"),
+                     ("get", "events", "-A", "--sort-by=.lastTimestamp")):  # fmt: skip
+            result = self.run_kubectl(*args, timeout=30)
+            parts.append(f"$ kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+        for name in ("kube-scheduler", "kube-controller-manager", "kwok"):
+            parts.append(f"--- {name}.log (tail)\n{self.log_tail(name, 25)}")
+        return "\n".join(parts)
+
     def apply(self, objects: list[dict[str, Any]]) -> None:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
 
@@ -253,7 +266,11 @@ class ControlPlane:
         """Nodes in three zones, a default StorageClass, and hostPath PersistentVolumes for it.
 
         There is no dynamic provisioner: the claims bind to these volumes (which nothing ever
-        writes, since no container runs).
+        writes, since no container runs). A claim binds when the scheduler places its first pod
+        (WaitForFirstConsumer, the local-volume recipe). With Immediate binding every Cassandra
+        pod was first refused ("unbound immediate PersistentVolumeClaims") and then depended on
+        the scheduler retrying it when its claim bound, whose fallback is 5 minutes: one CI run's
+        install hung past helm's 5-minute timeout.
         """
         capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
         nodes = [
@@ -283,7 +300,7 @@ class ControlPlane:
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
             "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "Immediate",
+            "volumeBindingMode": "WaitForFirstConsumer",
             "reclaimPolicy": "Retain",
         }
         volumes = [

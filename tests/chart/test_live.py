@@ -13,6 +13,7 @@ to have left.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -52,12 +53,21 @@ def _events(plane: ControlPlane, kind: str, name: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "", e["metadata"]["resourceVersion"]))
 
 
+def _helm_waiting(plane: ControlPlane, *args: str, minutes: int = 3) -> str:
+    """``helm <args> --wait`` with helm's own timeout (an install takes ~7 s); when it fails or
+    hangs, the cluster's state says why (a subprocess timeout past helm's, so that helm reports
+    first)."""
+    try:
+        return helm(*args, "--wait", "--timeout", f"{minutes}m", env=plane.env, timeout=minutes * 60 + 60).stdout
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        raise AssertionError(f"{exc}\n\nThe cluster then:\n{plane.state()}") from None
+
+
 def test_install_with_default_values(plane: ControlPlane) -> None:
     started = time.monotonic()
-    out = helm(
-        "install", "digits", str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-        "--wait", "--wait-for-jobs", "--timeout", "5m", env=plane.env,
-    ).stdout  # fmt: skip
+    out = _helm_waiting(
+        plane, "install", "digits", str(CHART), "--namespace", NAMESPACE, "--create-namespace", "--wait-for-jobs"
+    )
     print(f"helm install --wait: {time.monotonic() - started:.1f} s")
     assert "STATUS: deployed" in out
     assert "curl -F image=@seven.png" in out  # NOTES.txt tells the user what to do next
@@ -75,6 +85,10 @@ def test_install_with_default_values(plane: ControlPlane) -> None:
     assert {zones[n] for n in nodes} == set(ZONES)
 
     claims = plane.get("pvc", "-n", NAMESPACE)["items"]
+    # Each claim was bound as its pod was placed: no pod waited on the scheduler's retry of an
+    # unbound claim (cluster.py's StorageClass says why that matters).
+    refused = plane.get("events", "-n", NAMESPACE, "--field-selector", "reason=FailedScheduling")["items"]
+    assert not refused, [e["message"] for e in refused]
     assert sorted(c["metadata"]["name"] for c in claims) == [f"data-digits-cassandra-{i}" for i in range(3)]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
 
@@ -114,9 +128,9 @@ def test_upgrade_rolls_the_services_without_touching_cassandra(plane: ControlPla
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        helm(
-            "upgrade", "digits", str(CHART), "--namespace", NAMESPACE, "--set", "image.tag=0.1.1",
-            "--wait", "--wait-for-jobs", "--timeout", "5m", env=plane.env,
+        _helm_waiting(
+            plane, "upgrade", "digits", str(CHART), "--namespace", NAMESPACE, "--set", "image.tag=0.1.1",
+            "--wait-for-jobs",
         )  # fmt: skip
     finally:
         done.set()
@@ -182,7 +196,7 @@ def test_drain_takes_one_cassandra_node_and_the_pdb_holds_the_rest(plane: Contro
 
 
 def test_uninstall_leaves_exactly_the_data_and_its_passwords(plane: ControlPlane) -> None:
-    helm("uninstall", "digits", "--namespace", NAMESPACE, "--wait", "--timeout", "3m", env=plane.env)
+    _helm_waiting(plane, "uninstall", "digits", "--namespace", NAMESPACE)
     _wait("the pods to go", lambda: not plane.get("pods", "-n", NAMESPACE)["items"])
     kinds = "deployments,statefulsets,replicasets,jobs,services,configmaps,secrets,pvc,pdb,hpa,ingresses,networkpolicies,serviceaccounts"  # noqa: E501
     left = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in plane.get(kinds, "-n", NAMESPACE)["items"])
