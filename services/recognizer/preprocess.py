@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.recognizer import png
 from services.recognizer.order import median, order_stats
 
 # PIL's own guard against decompression bombs is global; ours (Limits) is checked first and
@@ -124,6 +125,8 @@ def open_upright(data: bytes, limits: Limits = Limits(), draft: bool = False) ->
             _check_size(image.size, limits)  # from the header: nothing is decompressed yet
             image.seek(0)  # multi-frame GIF/TIFF/WebP/APNG: the first frame is the upload
             width, height = image.size
+            if png.plain(image, data, WORKING_SIDE**2) and (pixels := png.decode(data, image.mode)) is not None:
+                return _working_mode(pixels), (width, height)  # no EXIF chunk: upright as it is
             if image.format == "JPEG":
                 # Only the luma plane of a colour JPEG (its Y is the ITU-R 601 luma to_grayscale
                 # takes): libjpeg skips the chroma's IDCT, upsampling and colour conversion, 2.7×
