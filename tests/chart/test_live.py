@@ -72,6 +72,18 @@ def test_install_with_default_values(plane: ControlPlane) -> None:
     assert "STATUS: deployed" in out
     assert "curl -F image=@seven.png" in out  # NOTES.txt tells the user what to do next
 
+    # A Deployment under an HPA has no replica count of its own (an upgrade must not reset the
+    # scale): it starts at one pod, and the HPA's first sync (within 15 s) raises it to the
+    # minimum. The later tests count on that scale.
+    minimum = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"] for h in plane.get("hpa", "-n", NAMESPACE)["items"]}  # fmt: skip
+    assert minimum, "the default values autoscale the gateway and the recognizer"
+
+    def scaled() -> bool:
+        deployments = {d["metadata"]["name"]: d for d in plane.get("deployments", "-n", NAMESPACE)["items"]}
+        return all(deployments[name]["status"].get("readyReplicas", 0) >= n for name, n in minimum.items())
+
+    _wait("the HPAs to scale their Deployments to the minimum", scaled, timeout=60)
+
     for deployment in plane.get("deployments", "-n", NAMESPACE)["items"]:
         status = deployment["status"]
         assert status.get("readyReplicas", 0) == status["replicas"] >= 1, deployment["metadata"]["name"]
