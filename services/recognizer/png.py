@@ -16,7 +16,10 @@ import numpy as np
 import pyspng
 from PIL import Image, PngImagePlugin
 
-MODES = frozenset({"L", "RGB", "RGBA"})  # Pillow's modes of 8-bit PNG colour types 0, 2 and 6
+MODES = frozenset({"L", "RGB", "RGBA"})  # Pillow's modes of PNG colour types 0, 2 and 6
+# IHDR, the first chunk (Pillow has checked that), holds the bit depth at this offset of the
+# file. Pillow opens 16-bit RGB(A) and 1-, 2- and 4-bit grey in these modes too.
+_BIT_DEPTH = 24
 
 
 def plain(image: Image.Image, data: bytes, max_pixels: int) -> bool:
@@ -25,6 +28,7 @@ def plain(image: Image.Image, data: bytes, max_pixels: int) -> bool:
     return (
         isinstance(image, PngImagePlugin.PngImageFile)
         and image.mode in MODES
+        and data[_BIT_DEPTH] == 8
         and image.width * image.height <= max_pixels
         and "transparency" not in image.info
         and getattr(image, "n_frames", 1) == 1
@@ -37,6 +41,8 @@ def decode(data: bytes, mode: str) -> Image.Image | None:
     try:
         pixels = pyspng.load(data)
     except RuntimeError:  # corrupt or truncated: Pillow's own error says which
+        return None
+    if pixels.dtype != np.uint8:
         return None
     image = Image.fromarray(np.ascontiguousarray(pixels))
     return image if image.mode == mode else None

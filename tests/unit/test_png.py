@@ -29,9 +29,15 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def _hand_made(width: int, height: int, depth: int, colour_type: int, raw: bytes, interlace: int = 0) -> bytes:
+    """A PNG of ``raw`` (its rows, each with its filter byte), for what Pillow cannot write."""
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+
+
 def _adam7(pixels: np.ndarray, mode: str) -> bytes:
-    """An interlaced (Adam7) PNG of ``pixels``, which Pillow cannot write: each of the seven
-    passes is a sub-image of its own rows, every row with filter 0."""
+    """An interlaced (Adam7) PNG of 8-bit ``pixels``: each of the seven passes is a sub-image
+    of its own rows, every row with filter 0."""
     height, width = pixels.shape[:2]
     passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
     raw = b"".join(
@@ -40,8 +46,19 @@ def _adam7(pixels: np.ndarray, mode: str) -> bytes:
         if x0 < width
         for row in range(y0, height, dy)
     )
-    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE[mode], 0, 0, 1)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    return _hand_made(width, height, 8, COLOUR_TYPE[mode], raw, interlace=1)
+
+
+def _sixteen_bit(mode: str) -> bytes:
+    """A 16-bit RGB or RGBA PNG, which Pillow opens as RGB or RGBA (8 bits kept)."""
+    pixels = np.random.default_rng(3).integers(0, 65536, (20, 30, CHANNELS[mode]), dtype=np.uint16).astype(">u2")
+    return _hand_made(30, 20, 16, COLOUR_TYPE[mode], b"".join(b"\0" + row.tobytes() for row in pixels))
+
+
+def _four_bit_grey() -> bytes:
+    levels = np.random.default_rng(4).integers(0, 16, (20, 30), dtype=np.uint8)
+    packed = levels[:, 0::2] << 4 | levels[:, 1::2]
+    return _hand_made(30, 20, 4, 0, b"".join(b"\0" + row.tobytes() for row in packed))
 
 
 def _noise(mode: str, shape: tuple[int, int] = (37, 53)) -> Image.Image:
@@ -93,14 +110,26 @@ def _animated(image: Image.Image) -> bytes:
         _saved(_noise("RGB"), transparency=(0, 0, 0)),
         _saved(_noise("L").convert("1")),  # 1 bit a pixel
         _saved(Image.fromarray(np.arange(2000, dtype=np.uint16).reshape(40, 50))),  # 16 bits
+        _sixteen_bit("RGB"),  # mode RGB in Pillow, but 16 bits in the file
+        _sixteen_bit("RGBA"),
+        _four_bit_grey(),  # mode L in Pillow
         _exif_png(_noise("L")),
         _animated(_noise("RGBA")),
         _saved(_noise("L", (600, 500))),  # more pixels than a working copy: Pillow, off the GIL
     ],
-    ids=["grey-alpha", "palette", "grey-colour-key", "rgb-colour-key", "1-bit", "16-bit", "exif", "animated", "large"],
+    ids=[
+        "grey-alpha", "palette", "grey-colour-key", "rgb-colour-key", "1-bit", "16-bit", "16-bit-rgb", "16-bit-rgba",
+        "4-bit-grey", "exif", "animated", "large",
+    ],  # fmt: skip
 )
 def test_other_pngs_stay_with_pillow(data):
     assert not png.plain(Image.open(io.BytesIO(data)), data, 512 * 512)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_a_sixteen_bit_png_is_decoded_by_pillow(mode):
+    image, size = preprocess.open_upright(_sixteen_bit(mode))
+    assert image.mode == mode and size == (30, 20)
 
 
 def test_a_jpeg_is_not_a_png():
