@@ -150,13 +150,26 @@ class ServiceThread:
         assert not self._thread.is_alive(), "the service did not stop"
 
 
-def png_bomb(width: int, height: int) -> bytes:
-    """A tiny, valid PNG declaring a huge grey image of zeros: a decompression bomb (the header
-    does the damage; the body is the start of the rows)."""
+def png_file(width: int, height: int, depth: int, colour_type: int, raw: bytes, interlace: int = 0) -> bytes:
+    """A PNG written by hand, for what Pillow cannot write: ``raw`` is its rows, each with its
+    filter byte (or any bytes, for a broken one)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 100_000, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny, valid PNG declaring a huge grey image of zeros: a decompression bomb (the header
+    does the damage; the body is the start of the rows)."""
+    return png_file(width, height, 8, 0, b"\0" * 100_000)
+
+
+def png_sixteen_bit(colour_type: int = 2, width: int = 30, height: int = 20) -> bytes:
+    """A 16-bit RGB (colour type 2) or RGBA (6) PNG of noise: Pillow opens it as RGB or RGBA,
+    keeping 8 bits."""
+    channels = {2: 3, 6: 4}[colour_type]
+    pixels = np.random.default_rng(3).integers(0, 65536, (height, width, channels), dtype=np.uint16).astype(">u2")
+    return png_file(width, height, 16, colour_type, b"".join(b"\0" + row.tobytes() for row in pixels))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import DATA, png_bomb
+from tests.helpers import DATA, png_bomb, png_sixteen_bit
 
 SEVEN = (DATA / "seven.png").read_bytes()
 
@@ -41,6 +41,9 @@ def _uploads() -> Iterator[tuple[str, bytes, str]]:
     yield "png-bomb-50k-square", png_bomb(50_000, 50_000), "image/png"
     yield "png-one-by-huge", png_bomb(1, 2**31 - 1), "image/png"
     yield "png-zero-size", png_bomb(0, 0), "image/png"
+    # Pillow opens these as RGB and RGBA; the fast PNG path must not take them (png.py).
+    yield "png-16-bit-rgb", png_sixteen_bit(2), "image/png"
+    yield "png-16-bit-rgba", png_sixteen_bit(6), "image/png"
     yield "gif-65535-square", b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00" + b"\x3b", "image/gif"
     yield "polyglot-gif-html", b"GIF89a/*<script>alert(1)</script>*/=1;", "image/gif"
     yield "svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "image/svg+xml"

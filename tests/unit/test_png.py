@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 
 from services.recognizer import png, preprocess
 from services.recognizer.preprocess import ImageError
-from tests.helpers import mnist_test
+from tests.helpers import mnist_test, png_file, png_sixteen_bit
 
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 COLOUR_TYPE = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
@@ -23,16 +21,6 @@ def _saved(image: Image.Image, **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", **params)
     return buffer.getvalue()
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def _hand_made(width: int, height: int, depth: int, colour_type: int, raw: bytes, interlace: int = 0) -> bytes:
-    """A PNG of ``raw`` (its rows, each with its filter byte), for what Pillow cannot write."""
-    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, interlace)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 
 def _adam7(pixels: np.ndarray, mode: str) -> bytes:
@@ -46,19 +34,13 @@ def _adam7(pixels: np.ndarray, mode: str) -> bytes:
         if x0 < width
         for row in range(y0, height, dy)
     )
-    return _hand_made(width, height, 8, COLOUR_TYPE[mode], raw, interlace=1)
-
-
-def _sixteen_bit(mode: str) -> bytes:
-    """A 16-bit RGB or RGBA PNG, which Pillow opens as RGB or RGBA (8 bits kept)."""
-    pixels = np.random.default_rng(3).integers(0, 65536, (20, 30, CHANNELS[mode]), dtype=np.uint16).astype(">u2")
-    return _hand_made(30, 20, 16, COLOUR_TYPE[mode], b"".join(b"\0" + row.tobytes() for row in pixels))
+    return png_file(width, height, 8, COLOUR_TYPE[mode], raw, interlace=1)
 
 
 def _four_bit_grey() -> bytes:
     levels = np.random.default_rng(4).integers(0, 16, (20, 30), dtype=np.uint8)
     packed = levels[:, 0::2] << 4 | levels[:, 1::2]
-    return _hand_made(30, 20, 4, 0, b"".join(b"\0" + row.tobytes() for row in packed))
+    return png_file(30, 20, 4, 0, b"".join(b"\0" + row.tobytes() for row in packed))
 
 
 def _noise(mode: str, shape: tuple[int, int] = (37, 53)) -> Image.Image:
@@ -110,8 +92,8 @@ def _animated(image: Image.Image) -> bytes:
         _saved(_noise("RGB"), transparency=(0, 0, 0)),
         _saved(_noise("L").convert("1")),  # 1 bit a pixel
         _saved(Image.fromarray(np.arange(2000, dtype=np.uint16).reshape(40, 50))),  # 16 bits
-        _sixteen_bit("RGB"),  # mode RGB in Pillow, but 16 bits in the file
-        _sixteen_bit("RGBA"),
+        png_sixteen_bit(2),  # mode RGB in Pillow, but 16 bits in the file
+        png_sixteen_bit(6),
         _four_bit_grey(),  # mode L in Pillow
         _exif_png(_noise("L")),
         _animated(_noise("RGBA")),
@@ -128,7 +110,7 @@ def test_other_pngs_stay_with_pillow(data):
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_a_sixteen_bit_png_is_decoded_by_pillow(mode):
-    image, size = preprocess.open_upright(_sixteen_bit(mode))
+    image, size = preprocess.open_upright(png_sixteen_bit(COLOUR_TYPE[mode]))
     assert image.mode == mode and size == (30, 20)
 
 
