@@ -56,13 +56,17 @@ run: deps cassandra
 test: deps cassandra kube-tools browser
 	$(PY) -m pytest
 
+# $(call apt_install,PACKAGES): apt-get install, as root or through sudo; the package lists are
+# refreshed if it fails.
+apt_install = sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1)"; \
+	  $$install || { $$sudo apt-get update -qq && $$install; }
+
 # The real-browser tests (tests/browser) drive Debian's Chromium with its chromedriver: installed
-# with apt-get when missing (as root, or through sudo; the package lists are refreshed if it fails).
+# with apt-get when missing.
 browser:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver"; \
-	  $$install || { $$sudo apt-get update -qq && $$install; }; \
+	  $(call apt_install,chromium chromium-driver); \
 	fi
 
 # The fault cases of `make test`, each with five times the load; prints the table at the end.
@@ -97,9 +101,7 @@ eval: $(STAMP)
 EVAL_FONTS = fonts-dejavu-core fonts-dejavu-extra fonts-liberation
 fonts:
 	@if ! dpkg -s $(EVAL_FONTS) >/dev/null 2>&1; then \
-	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(EVAL_FONTS)"; \
-	  $$install || { $$sudo apt-get update -qq && $$install; }; \
+	  $(call apt_install,$(EVAL_FONTS)); \
 	fi
 
 eval-realworld: deps cassandra fonts
