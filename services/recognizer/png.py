@@ -31,7 +31,7 @@ def plain(image: Image.Image, data: bytes, max_pixels: int) -> bool:
         and data[_BIT_DEPTH] == 8
         and image.width * image.height <= max_pixels
         and "transparency" not in image.info
-        and getattr(image, "n_frames", 1) == 1
+        and image.n_frames == 1
         and b"eXIf" not in data  # anywhere: an EXIF chunk after the pixels is Pillow's to find
     )
 
