@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scripts import apt
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("DIGITS_TOOLS_CACHE", Path.home() / ".cache" / "digits-tools")) / "podman"
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
@@ -68,10 +70,7 @@ def podman(*args: str, check: bool = True, capture: bool = True, timeout: float 
 def ensure_podman() -> None:
     missing = [p for p, binary in (("podman", "podman"), ("runc", "runc"), ("debootstrap", "debootstrap")) if not shutil.which(binary)]  # fmt: skip
     if missing:
-        _say(f"installing Debian's {' '.join(missing)}")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, "uidmap"], check=True, env=env)
+        apt.install(*missing, "uidmap", say=_say)
 
 
 def ensure_base_image() -> None:

@@ -20,9 +20,12 @@ from __future__ import annotations
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from scripts import apt
 
 # Socket-level failures wrk counts besides HTTP statuses.
 SOCKET_ERRORS = ("connect", "read", "write", "timeout")
@@ -233,10 +236,8 @@ def parse_timed(texts: list[str]) -> list[tuple[int, float]]:
 
 
 def ensure_wrk() -> str:
-    """wrk's path, installing Debian's package first if it is missing (the way promtool is)."""
-    from scripts.kube.tools import _apt_binary
-
-    return str(_apt_binary("wrk", "wrk"))
+    """wrk's path, installing Debian's package first if it is missing."""
+    return str(apt.binary("wrk", "wrk", say=lambda message: print(f"[wrk] {message}", file=sys.stderr, flush=True)))
 
 
 def run(

