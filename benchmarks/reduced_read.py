@@ -1,11 +1,15 @@
-"""Does reading a canvas on a reduced copy (segment._look_reduced) cost accuracy? An A/B in
-process, on uploads the evaluation sets hold few of: MNIST test digits drawn big on canvases.
+"""Does reading an upload on a reduced copy (segment._look_reduced) cost accuracy? An A/B in
+process, on uploads the evaluation sets hold few of: MNIST test digits drawn big on canvases,
+and phone photos larger than the working copy.
 
     python -m benchmarks.reduced_read --mnist ../shared/mnist
 
 - single digits: MNIST test digits scaled to fill 256–512 px canvases, half of them dark ink on
   white, half black ink on a transparent background (a web canvas);
-- numbers: two MNIST test digits side by side, apart or touching, on 280–400 px canvases.
+- numbers: two MNIST test digits side by side, apart or touching, on 280–400 px canvases;
+- photos: MNIST test digits on lit paper (tinted one time in four), 600–2400 px frames in 4:3,
+  the digit 12–85% of the shorter side, sensor noise, JPEG at quality 50–95: shrunk or drafted
+  to the working copy, then read on its reduced copy when their digit is big enough there.
 
 Each upload is read twice with the committed model, as the recognizer reads it (segment.read,
 reading.answer): once as it is, once with the reduced look turned off, which is how every
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks import evalsets
 from services.recognizer import mnist, reading, segment
 from services.recognizer.model import DigitModel
 from services.recognizer.preprocess import ImageError
@@ -29,6 +34,7 @@ from tests.helpers import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 Upload = tuple[bytes, str]  # encoded image, the number it shows
+PHOTO_DIGITS = 5000  # the photos' first MNIST test digit
 
 
 def _scaled(digit: np.ndarray, side: int) -> np.ndarray:
@@ -66,6 +72,25 @@ def numbers(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
     return uploads
 
 
+def photos(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
+    rng = np.random.default_rng(13)
+    uploads = []
+    for i in range(count):
+        n = PHOTO_DIGITS + i  # MNIST test digits the canvases above do not use
+        side = evalsets._log_uniform(rng, 600, 2400)
+        height, width = round(side * 0.75), round(side)
+        if rng.random() < 0.5:  # held upright
+            height, width = width, height
+        digit = max(16, round(min(height, width) * rng.uniform(0.12, 0.85)))
+        coverage = evalsets._place(evalsets._coverage(images[n], digit, rng.uniform(-10, 10)), (height, width), rng)
+        paper, ink = evalsets._tints(rng) if i % 4 == 3 else (evalsets._light_paper(rng), evalsets._dark_ink(rng))
+        rgb = evalsets._compose(coverage, np.broadcast_to(paper, (height, width, 3)), ink)
+        rgb = rgb * evalsets._lighting((height, width), rng.uniform(0.0, 0.45), rng)[..., None]
+        photo = Image.fromarray(evalsets._noisy(rgb, rng.uniform(0, 10), rng))
+        uploads.append((evalsets._save(photo, "JPEG", quality=int(rng.integers(50, 96))), str(labels[n])))
+    return uploads
+
+
 def accuracy(model: DigitModel, uploads: list[Upload]) -> float:
     """Share of uploads whose answer is their number (a refusal counts as wrong)."""
     threshold = model.metadata.get("calibration", {}).get("not_digit_threshold", 1.0)
@@ -94,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "mnist")
     parser.add_argument("--digits", type=int, default=3000)
     parser.add_argument("--numbers", type=int, default=400)
+    parser.add_argument("--photos", type=int, default=1000)
     args = parser.parse_args(argv)
     images = mnist.load_images(args.mnist / mnist.FILES["test_images"])
     labels = mnist.load_labels(args.mnist / mnist.FILES["test_labels"])
@@ -101,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, uploads in (
         (f"{args.digits:,} single digits on 256–512 px canvases", single_digits(images, labels, args.digits)),
         (f"{args.numbers:,} two-digit numbers on 280–400 px canvases", numbers(images, labels, args.numbers)),
+        (f"{args.photos:,} phone photos, 600–2400 px JPEGs", photos(images, labels, args.photos)),
     ):
         reduced = accuracy(model, uploads)
         full = without_reduced_look(lambda: accuracy(model, uploads))  # noqa: B023 - called at once
