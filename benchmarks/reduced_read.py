@@ -29,7 +29,7 @@ from PIL import Image
 from benchmarks import evalsets
 from services.recognizer import mnist, reading, segment
 from services.recognizer.model import DigitModel
-from services.recognizer.preprocess import ImageError
+from services.recognizer.decoding import ImageError
 from tests.helpers import encode
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from PIL import Image
 
 from digits.v1 import recognizer_pb2
 from services.recognizer.calibration import split
-from services.recognizer.preprocess import ImageError
+from services.recognizer.decoding import ImageError
 from services.recognizer.segment import Group, Piece
 
 # A mark read whole with at least this confidence is never cut.

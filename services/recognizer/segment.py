@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from services.recognizer import preprocess
-from services.recognizer.preprocess import ImageError, Limits
+from services.recognizer import decoding, preprocess
+from services.recognizer.decoding import ImageError, Limits
 
 MAX_DIGITS = 12
 # Two marks are one digit when they share this much of the narrower one's width and no more
@@ -141,8 +141,8 @@ def _look_reduced(image: Image.Image, full_width: int) -> _Look | None:
 
 def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
     """The digits of an encoded image, left to right (ImageError if there are none or too many)."""
-    image, (full_width, full_height) = preprocess.open_upright(data, limits, draft=True)
-    image = preprocess.working_size(image)
+    image, (full_width, full_height) = decoding.open_upright(data, limits, draft=True)
+    image = decoding.working_size(image)
     # Photos too: a digit that fills much of a photo is read on the reduced copy at a quarter of
     # the working copy's cost; one small in the frame costs that quarter more, and is read below.
     look = _look_reduced(image, full_width)
@@ -153,12 +153,12 @@ def read(data: bytes, limits: Limits = Limits()) -> list[Group]:
         if extent < SMALL * max(image.size) and full_width >= FULL_RES_GAIN * image.width:
             # The digits are small in a large frame: crop them from the full-resolution image.
             # Decoded again (rare): the working copy was shrunk in place, or drafted by libjpeg.
-            full, _ = preprocess.open_upright(data, limits)
+            full, _ = decoding.open_upright(data, limits)
             scale, margin = look.frame.scale, MARGIN * extent
             x0, y0 = max(0.0, (left - margin) * scale), max(0.0, (top - margin) * scale)
             x1 = min(float(full_width), (right + margin) * scale)
             y1 = min(float(full_height), (bottom + margin) * scale)
-            crop = preprocess.working_size(full.crop((round(x0), round(y0), round(x1), round(y1))))
+            crop = decoding.working_size(full.crop((round(x0), round(y0), round(x1), round(y1))))
             frame = _Frame(round(x0), round(y0), (round(x1) - round(x0)) / crop.width)
             look = _look(preprocess.to_grayscale(crop), frame)
     if len(look.marks) == 1:  # one digit: exactly the single-digit path (dust handling included)

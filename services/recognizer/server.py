@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from digits import errors
 from digits.grpc_server import GrpcService
 from digits.v1 import recognizer_pb2, recognizer_pb2_grpc
-from services.recognizer import preprocess, reading, segment
+from services.recognizer import decoding, reading, segment
 from services.recognizer.batching import Batcher, BatcherClosed
 from services.recognizer.config import Config
 from services.recognizer.model import DigitModel
@@ -64,14 +64,14 @@ REJECTED = Counter("digits_recognizer_rejected_images_total", "Uploads refused, 
 MODEL_INFO = Gauge("digits_recognizer_model_info", "The loaded model (value 1).", ["version"])
 
 
-class PreprocessingFailed(preprocess.ImageError):
+class PreprocessingFailed(decoding.ImageError):
     """Preprocessing raised something unexpected: our fault (INTERNAL), not the image's."""
 
 
 class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._limits = preprocess.Limits(config.max_image_bytes, config.max_image_pixels)
+        self._limits = decoding.Limits(config.max_image_bytes, config.max_image_pixels)
         self._executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="recognizer")
         self._small_executor = ThreadPoolExecutor(1, thread_name_prefix="recognizer-small")  # see _groups
         self._model: DigitModel | None = None
@@ -138,12 +138,12 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             await errors.abort(context, grpc.StatusCode.UNAVAILABLE, "MODEL_LOADING", "the model is still loading; retry shortly")
         return self._model, self._batcher  # type: ignore[return-value]
 
-    def _groups_of(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:
-        fields: list[list[segment.Group] | preprocess.ImageError] = []
+    def _groups_of(self, images: Sequence[bytes]) -> list[list[segment.Group] | decoding.ImageError]:
+        fields: list[list[segment.Group] | decoding.ImageError] = []
         for data in images:
             try:
                 fields.append(self._preprocess(data))
-            except preprocess.ImageError as exc:
+            except decoding.ImageError as exc:
                 REJECTED.labels(exc.reason).inc()
                 fields.append(exc)
             except Exception:  # a bug: it fails this image alone, not the others of the call
@@ -163,9 +163,9 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                     width, height = image.size
         except Exception:  # noqa: BLE001  (not an image, a bomb, ...: the decoding proper says which)
             return False
-        return width * height <= preprocess.WORKING_SIDE**2
+        return width * height <= decoding.WORKING_SIDE**2
 
-    async def _groups(self, images: Sequence[bytes]) -> list[list[segment.Group] | preprocess.ImageError]:
+    async def _groups(self, images: Sequence[bytes]) -> list[list[segment.Group] | decoding.ImageError]:
         """The digits of each image, or why there are none, decoded on the worker threads:
         one hand-off per thread, not per image (each costs a thread switch and the GIL); or, for
         a lone small image on an idle server, right here (see Config.inline_max_bytes).
@@ -194,7 +194,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
             )
         finally:
             self._decoding -= len(images)
-        fields: list[list[segment.Group] | preprocess.ImageError] = [None] * len(images)  # type: ignore[list-item]
+        fields: list[list[segment.Group] | decoding.ImageError] = [None] * len(images)  # type: ignore[list-item]
         for (_, part), results in zip(parts, done):
             for i, result in zip(part, results):
                 fields[i] = result
@@ -216,7 +216,7 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 include_fields: bool) -> recognizer_pb2.RecognizeResponse:
         try:
             return reading.answer(groups, scores, self._threshold, version, include_fields)
-        except preprocess.ImageError as exc:
+        except decoding.ImageError as exc:
             REJECTED.labels(exc.reason).inc()
             raise
 
@@ -225,12 +225,12 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
         (groups,) = await self._groups([request.image])
         if isinstance(groups, PreprocessingFailed):
             await errors.abort(context, grpc.StatusCode.INTERNAL, groups.reason, str(groups))
-        if isinstance(groups, preprocess.ImageError):
+        if isinstance(groups, decoding.ImageError):
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, groups.reason, str(groups))
         scores = await self._classify(batcher, reading.fields(groups), context)
         try:
             return self._answer(groups, scores, model.version, request.include_fields)
-        except preprocess.ImageError as exc:
+        except decoding.ImageError as exc:
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc))
 
     async def RecognizeBatch(self, request, context):  # type: ignore[no-untyped-def]
@@ -242,23 +242,23 @@ class RecognizerServicer(recognizer_pb2_grpc.RecognizerServicer):
                 f"{len(request.images)} images in one call; the limit is {limit}",
             )  # fmt: skip
         images = await self._groups(list(request.images))
-        fields = [[] if isinstance(g, preprocess.ImageError) else reading.fields(g) for g in images]
+        fields = [[] if isinstance(g, decoding.ImageError) else reading.fields(g) for g in images]
         scores = iter(await self._classify(batcher, [f for image in fields for f in image], context))
         results = []
         for groups, own in zip(images, fields):
-            if isinstance(groups, preprocess.ImageError):
+            if isinstance(groups, decoding.ImageError):
                 results.append(_error(groups))
                 continue
             mine = [next(scores) for _ in own]
             try:
                 answer = self._answer(groups, mine, model.version, request.include_fields)
                 results.append(recognizer_pb2.RecognizeBatchResult(recognition=answer))
-            except preprocess.ImageError as exc:
+            except decoding.ImageError as exc:
                 results.append(_error(exc))
         return recognizer_pb2.RecognizeBatchResponse(results=results, model_version=model.version)
 
 
-def _error(exc: preprocess.ImageError) -> recognizer_pb2.RecognizeBatchResult:
+def _error(exc: decoding.ImageError) -> recognizer_pb2.RecognizeBatchResult:
     return recognizer_pb2.RecognizeBatchResult(error=recognizer_pb2.ImageError(reason=exc.reason, message=str(exc)))
 
 

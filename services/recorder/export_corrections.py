@@ -49,7 +49,7 @@ def fields_of(image: bytes, boxes: list[tuple[int, int, int, int]], digits: int)
     """The 28×28 field of each digit the record read, as the recognizer made it; None if the
     image no longer splits into the record's digits (then the correction is skipped)."""
     from services.recognizer import segment
-    from services.recognizer.preprocess import ImageError
+    from services.recognizer.decoding import ImageError
 
     try:
         groups = segment.read(image)

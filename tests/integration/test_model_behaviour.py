@@ -14,7 +14,7 @@ from benchmarks import stylesets
 from services.recognizer import calibration, reading, segment
 from services.recognizer.config import DEFAULT_MODEL_DIR
 from services.recognizer.model import DigitModel
-from services.recognizer.preprocess import ImageError
+from services.recognizer.decoding import ImageError
 from tests.helpers import encode, mnist_test
 
 

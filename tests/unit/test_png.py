@@ -9,8 +9,8 @@ import pytest
 import pyspng
 from PIL import Image
 
-from services.recognizer import png, preprocess
-from services.recognizer.preprocess import ImageError
+from services.recognizer import decoding, png, preprocess
+from services.recognizer.decoding import ImageError
 from tests.helpers import mnist_test, png_file, png_sixteen_bit
 
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
@@ -110,7 +110,7 @@ def test_other_pngs_stay_with_pillow(data):
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_a_sixteen_bit_png_is_decoded_by_pillow(mode):
-    image, size = preprocess.open_upright(png_sixteen_bit(COLOUR_TYPE[mode]))
+    image, size = decoding.open_upright(png_sixteen_bit(COLOUR_TYPE[mode]))
     assert image.mode == mode and size == (30, 20)
 
 
@@ -126,7 +126,7 @@ def test_what_libspng_refuses_goes_back_to_pillow():
     assert png.decode(data[: len(data) // 2], "RGBA") is None
     assert png.decode(data[:-12] + b"garbage" * 3, "RGBA") is not None  # IEND is not needed
     with pytest.raises(ImageError) as caught:
-        preprocess.open_upright(data[: len(data) // 2])
+        decoding.open_upright(data[: len(data) // 2])
     assert caught.value.reason == "CORRUPT_IMAGE"
 
 

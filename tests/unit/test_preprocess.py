@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.recognizer import preprocess
-from services.recognizer.preprocess import ImageError, Limits
+from services.recognizer import decoding, preprocess
+from services.recognizer.decoding import ImageError, Limits
 from tests.helpers import DATA, encode, mnist_test, png_bomb
 
 
@@ -283,8 +283,8 @@ def test_a_big_photo_is_decoded_within_bounded_memory(digits):
     photo = np.full((3000, 4000), 230, dtype=np.uint8)
     digit = np.asarray(Image.fromarray(255 - images[9]).resize((1200, 1200)))
     photo[900:2100, 1400:2600] = digit
-    image = preprocess.decode(encode(photo, "JPEG"))
-    assert max(image.size) <= preprocess.WORKING_SIDE
+    image = decoding.decode(encode(photo, "JPEG"))
+    assert max(image.size) <= decoding.WORKING_SIDE
     field = preprocess.to_mnist(encode(photo, "JPEG"))
     assert np.abs(field - preprocess.to_mnist(encode(images[9]))).mean() < 0.05
 
@@ -297,10 +297,10 @@ def test_a_phone_photo_is_decoded_in_luma_alone_and_drafted_at_an_eighth(digits)
     digit = np.asarray(Image.fromarray(255 - images[4]).resize((1000, 1000)))
     rgb[1000:2000, 1500:2500] = digit[..., None]
     data = encode(rgb, "JPEG")
-    image, full = preprocess.open_upright(data, draft=True)
+    image, full = decoding.open_upright(data, draft=True)
     assert (image.mode, image.size, full) == ("L", (504, 378), (4032, 3024))
     # At full scale too (a small digit's crop): luma alone, 2.7× cheaper than in colour.
-    assert preprocess.open_upright(data)[0].mode == "L"
+    assert decoding.open_upright(data)[0].mode == "L"
     field = preprocess.to_mnist(data)
     assert np.abs(field - preprocess.to_mnist(encode(images[4]))).mean() < 0.05
 

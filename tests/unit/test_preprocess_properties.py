@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from services.recognizer import preprocess, segment
+from services.recognizer import decoding, preprocess, segment
 
 REASONS = {"EMPTY_IMAGE", "NOT_AN_IMAGE", "CORRUPT_IMAGE", "IMAGE_TOO_LARGE", "NO_DIGIT_FOUND", "TOO_MANY_DIGITS"}
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-SMALL = preprocess.Limits(max_bytes=200_000, max_pixels=1_000_000)
+SMALL = decoding.Limits(max_bytes=200_000, max_pixels=1_000_000)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -24,7 +24,7 @@ def _check(data: bytes) -> None:
     for read in (lambda: [preprocess.to_mnist(data, SMALL)], lambda: _fields(segment.read(data, SMALL))):
         try:
             fields = read()
-        except preprocess.ImageError as exc:
+        except decoding.ImageError as exc:
             assert exc.reason in REASONS, exc.reason
             assert str(exc)
             continue

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.recognizer import reading
-from services.recognizer.preprocess import ImageError
+from services.recognizer.decoding import ImageError
 from services.recognizer.segment import Group, Piece
 
 BLANK = np.zeros((28, 28), dtype=np.float32)

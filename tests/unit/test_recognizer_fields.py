@@ -3,7 +3,7 @@ small fake for one image (no server, no model): an unexpected failure fails that
 
 from __future__ import annotations
 
-from services.recognizer import preprocess, segment, server
+from services.recognizer import decoding, segment, server
 from services.recognizer.config import Config
 from tests.helpers import DATA
 
@@ -22,4 +22,4 @@ def test_an_unexpected_preprocessing_error_fails_its_image_alone(monkeypatch):
     (group,) = fields[0]
     assert group.whole.field.shape == (28, 28)
     assert isinstance(fields[1], server.PreprocessingFailed) and fields[1].reason == "PREPROCESSING_FAILED"
-    assert isinstance(fields[2], preprocess.ImageError) and fields[2].reason == "EMPTY_IMAGE"
+    assert isinstance(fields[2], decoding.ImageError) and fields[2].reason == "EMPTY_IMAGE"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.recognizer import preprocess, segment
+from services.recognizer import decoding, preprocess, segment
 from tests import drawn
 from tests.helpers import encode, mnist_test
 
@@ -165,7 +165,7 @@ def test_a_small_digit_on_a_canvas_is_read_at_full_resolution(monkeypatch):
 
 def test_more_than_the_limit_is_refused():
     data, _ = drawn.number(segment.MAX_DIGITS + 1, gap=8, start=0, scale=2)
-    with pytest.raises(preprocess.ImageError) as refused:
+    with pytest.raises(decoding.ImageError) as refused:
         segment.read(data)
     assert refused.value.reason == "TOO_MANY_DIGITS"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from services.recognizer import preprocess
+from services.recognizer import decoding, preprocess
 from services.recognizer.synth import nondigits, strokes
 
 NOT_A_DIGIT = 10
@@ -29,7 +29,7 @@ def to_field(coverage: np.ndarray, r: np.random.Generator) -> np.ndarray | None:
     gray = paper - contrast * coverage + r.normal(0, r.uniform(0.0, 0.03), coverage.shape)
     try:
         field = preprocess.center_in_field(preprocess.to_ink(np.clip(gray, 0, 1).astype(np.float32)))
-    except preprocess.ImageError:
+    except decoding.ImageError:
         return None
     return np.round(field * 255).astype(np.uint8)
 
