@@ -206,15 +206,19 @@ def _transformed(set_name: str, digit: np.ndarray, rng: np.random.Generator) -> 
     height, width, side = _frame(rng, low, high)
     angle = rng.uniform(-10, 10) if set_name != "scaled" else 0.0
     coverage = _place(_coverage(digit, side, angle), (height, width), rng)
-    if set_name == "tinted":
-        paper, ink = _tints(rng)
-    else:
-        paper, ink = _light_paper(rng), _dark_ink(rng)
-    rgb = _compose(coverage, np.broadcast_to(paper, (height, width, 3)), ink)
     if set_name in ("paper-photo", "tinted"):
-        rgb = rgb * _lighting((height, width), rng.uniform(0.0, 0.45), rng)[..., None]
-        return "", _noisy(rgb, rng.uniform(0, 10), rng)
+        return "", photographed(coverage, set_name == "tinted", rng)
+    rgb = _compose(coverage, np.broadcast_to(_light_paper(rng), (height, width, 3)), _dark_ink(rng))
     return "", _noisy(rgb, rng.uniform(0, 3), rng)
+
+
+def photographed(coverage: np.ndarray, tinted: bool, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage as a phone photo of it (RGB uint8): dark ink on light paper or, ``tinted``,
+    coloured ink on coloured paper; uneven lighting and sensor noise."""
+    paper, ink = _tints(rng) if tinted else (_light_paper(rng), _dark_ink(rng))
+    rgb = _compose(coverage, np.broadcast_to(paper, (*coverage.shape, 3)), ink)
+    rgb = rgb * _lighting(coverage.shape, rng.uniform(0.0, 0.45), rng)[..., None]
+    return _noisy(rgb, rng.uniform(0, 10), rng)
 
 
 def transformed_mnist(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> Iterator[Upload]:

@@ -82,11 +82,9 @@ def photos(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
         if rng.random() < 0.5:  # held upright
             height, width = width, height
         digit = max(16, round(min(height, width) * rng.uniform(0.12, 0.85)))
-        coverage = evalsets._place(evalsets._coverage(images[n], digit, rng.uniform(-10, 10)), (height, width), rng)
-        paper, ink = evalsets._tints(rng) if i % 4 == 3 else (evalsets._light_paper(rng), evalsets._dark_ink(rng))
-        rgb = evalsets._compose(coverage, np.broadcast_to(paper, (height, width, 3)), ink)
-        rgb = rgb * evalsets._lighting((height, width), rng.uniform(0.0, 0.45), rng)[..., None]
-        photo = Image.fromarray(evalsets._noisy(rgb, rng.uniform(0, 10), rng))
+        glyph = evalsets._coverage(images[n], digit, rng.uniform(-10, 10))
+        coverage = evalsets._place(glyph, (height, width), rng)
+        photo = Image.fromarray(evalsets.photographed(coverage, i % 4 == 3, rng))
         uploads.append((evalsets._save(photo, "JPEG", quality=int(rng.integers(50, 96))), str(labels[n])))
     return uploads
 
