@@ -126,12 +126,17 @@ def test_a_big_digit_in_a_large_photo_is_read_on_a_reduced_copy_as_on_the_workin
     digit = np.asarray(Image.fromarray(images[0]).resize((800, 800), Image.Resampling.BILINEAR))
     frame[300:1100, 500:1300] = np.minimum(frame[300:1100, 500:1300], 255 - digit)
     noisy = np.clip(frame + np.random.default_rng(0).normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
-    _assert_read_reduced_as_at_full_resolution(encode(noisy, fmt), monkeypatch, within=8)
+    # Its field's centre of mass may round to the next pixel: compared as aligned within one.
+    _assert_read_reduced_as_at_full_resolution(encode(noisy, fmt), monkeypatch, within=8, shift=1)
 
 
-def _assert_read_reduced_as_at_full_resolution(data: bytes, monkeypatch, within: int = 2) -> None:
+def _assert_read_reduced_as_at_full_resolution(
+    data: bytes, monkeypatch, within: int = 2, shift: int = 0
+) -> None:
     """``data`` is read on a reduced copy, and gives the same digit (its box within ``within`` px
-    of the upload's, a reduced pixel) and nearly the same field as without that copy."""
+    of the upload's, a reduced pixel) and nearly the same field as without that copy, once the
+    fields are best aligned within ``shift`` px (a field's border is empty, so rolling it moves
+    only zeros around)."""
     looks = []
     look_reduced = segment._look_reduced
 
@@ -144,9 +149,8 @@ def _assert_read_reduced_as_at_full_resolution(data: bytes, monkeypatch, within:
     assert looks and looks[0] is not None
     (full,) = _read_without_reduction(data, monkeypatch)
     assert np.abs(np.subtract(group.whole.box, full.whole.box)).max() <= within
-    # The centre of mass may round to the next pixel: the fields are compared as best aligned
-    # within one pixel (a field's border is empty, so rolling it moves only zeros around).
-    fields = [np.roll(group.whole.field, shift, axis=(0, 1)) for shift in itertools.product((-1, 0, 1), repeat=2)]
+    steps = range(-shift, shift + 1)
+    fields = [np.roll(group.whole.field, by, axis=(0, 1)) for by in itertools.product(steps, repeat=2)]
     best = max(fields, key=lambda f: np.corrcoef(f.ravel(), full.whole.field.ravel())[0, 1])
     assert np.corrcoef(best.ravel(), full.whole.field.ravel())[0, 1] > 0.97
     assert np.abs(best - full.whole.field).mean() < 0.03
