@@ -35,7 +35,8 @@ def install(*packages: str, say: Callable[[str], None]) -> None:
                "--no-install-recommends", *packages]  # fmt: skip
     if subprocess.run(command).returncode == 0:
         return
-    if subprocess.run([*sudo, "apt-get", "update", "-qq"]).returncode != 0 or subprocess.run(command).returncode != 0:
+    refreshed = subprocess.run([*sudo, "apt-get", "update", "-qq"]).returncode == 0
+    if not refreshed or subprocess.run(command).returncode != 0:
         raise AptError(f"`apt-get install {wanted}` failed (its output is above)")
 
 

@@ -37,7 +37,8 @@ def machine(monkeypatch):
     return Machine
 
 
-INSTALL = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends"]
+INSTALL = ["env", "DEBIAN_FRONTEND=noninteractive",
+           "apt-get", "install", "-y", "-qq", "--no-install-recommends"]  # fmt: skip
 
 
 def test_root_installs_without_refreshing_lists_that_suffice(machine):
